@@ -1,0 +1,65 @@
+//! The command line: open the GUI, run a project headless, or check a project file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Patch network operators (Web Server, WebSocket, Table, Text DATs) in a node graph.
+#[derive(Parser, Debug)]
+#[command(name = "datpatch", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Project to open in the GUI (default: the chat example).
+    pub project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a project without a window until Ctrl+C or SIGTERM, printing the console to stderr.
+    Run {
+        project: PathBuf,
+    },
+    /// Validate a project file; exits non-zero with the error (file:line:column) if it is bad.
+    Check {
+        project: PathBuf,
+    },
+}
+
+/// The project opened when none is given: looked up beside the working directory, then in the
+/// source tree this binary was built from.
+pub fn default_project() -> PathBuf {
+    let relative = PathBuf::from("projects").join(crate::DEFAULT_PROJECT);
+    if relative.exists() {
+        return relative;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Cmd::Run { project }) => crate::headless::run(&project),
+        Some(Cmd::Check { project }) => check(&project),
+        None => crate::ui::run(cli.project.unwrap_or_else(default_project)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("datpatch: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> Result<(), String> {
+    let project = crate::project::load_file(path).map_err(|e| e.to_string())?;
+    println!(
+        "{}: ok ({} nodes, {} wires)",
+        path.display(),
+        project.nodes.len(),
+        project.wires.len()
+    );
+    Ok(())
+}

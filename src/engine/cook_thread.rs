@@ -1,0 +1,109 @@
+//! The cook thread: cooks at the project's cook rate and wakes at once when a network event
+//! arrives, so servers answer while the GUI is busy, hidden or absent.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::{Engine, EventReceiver};
+
+/// The engine as the GUI and the cook thread share it. Hold the lock briefly.
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+/// Called after the engine changed (e.g. the GUI's request_repaint); must not block.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Events handled under one lock before the GUI gets a chance to read.
+const EVENTS_PER_LOCK: usize = 256;
+
+pub struct CookThread {
+    stop: Arc<Notify>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the engine's operators and cooks it on a new thread until [`CookThread::stop`].
+pub fn spawn_cook_thread(engine: SharedEngine, mut events: EventReceiver, waker: Option<Waker>) -> std::io::Result<CookThread> {
+    let stop = Arc::new(Notify::new());
+    let stop_rx = stop.clone();
+    let rt = engine.lock().net().rt.clone();
+    let thread = std::thread::Builder::new().name("cook".into()).spawn(move || {
+        engine.lock().start();
+        let wake = || {
+            if let Some(w) = &waker {
+                w();
+            }
+        };
+        let mut next_frame = Instant::now();
+        loop {
+            enum Woke {
+                Event(crate::net::NetEvent),
+                Frame,
+                Stop,
+            }
+            let deadline = tokio::time::Instant::from_std(next_frame);
+            let woke = rt.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = stop_rx.notified() => Woke::Stop,
+                    event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
+                    _ = tokio::time::sleep_until(deadline) => Woke::Frame,
+                }
+            });
+            match woke {
+                Woke::Stop => break,
+                Woke::Event(first) => {
+                    let mut engine = engine.lock();
+                    engine.handle_event(first);
+                    for _ in 1..EVENTS_PER_LOCK {
+                        match events.try_recv() {
+                            Ok(event) => engine.handle_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Woke::Frame => {
+                    let period = {
+                        let mut engine = engine.lock();
+                        engine.cook_frame();
+                        engine.frame_period()
+                    };
+                    // Keep a steady rate, but after a stall start afresh instead of cooking a burst.
+                    next_frame += period;
+                    let now = Instant::now();
+                    if next_frame < now {
+                        next_frame = now + period;
+                    }
+                }
+            }
+            wake();
+        }
+    })?;
+    Ok(CookThread {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+impl CookThread {
+    /// Stops cooking and waits for the thread; the engine keeps its state (call `shutdown` on it
+    /// to stop its operators).
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for CookThread {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

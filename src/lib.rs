@@ -1,0 +1,16 @@
+//! datpatch: patch network operators (TouchDesigner-style DATs) in a node graph, with a GUI or headless.
+//!
+//! The library holds everything; `main.rs` only parses the command line. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod engine;
+pub mod headless;
+pub mod net;
+pub mod ops;
+pub mod project;
+pub mod runner;
+pub mod script;
+pub mod ui;
+
+/// The example project opened when the app starts without one (in `projects/`).
+pub const DEFAULT_PROJECT: &str = "basics.ron";

@@ -1,0 +1,155 @@
+//! The received-messages table of a WebSocket DAT: a heading row, then one row per message,
+//! first in first out, clamped at max lines in O(1), with an optional raw-bytes column.
+
+use std::collections::VecDeque;
+
+/// Heading of the message column (TouchDesigner does not document its names; we chose these).
+pub const MESSAGE_HEADING: &str = "message";
+pub const BYTES_HEADING: &str = "bytes";
+
+#[derive(Debug, Clone)]
+pub struct FifoTable {
+    rows: VecDeque<String>,
+    /// Whether row 0 has a `bytes` column, where message rows show their raw bytes in hex.
+    bytes_column: bool,
+    /// `None` keeps every row (clamp off).
+    max_lines: Option<usize>,
+    /// Rows dropped by clamping since the last clear, so callers can tell how far the window moved.
+    dropped: u64,
+}
+
+impl FifoTable {
+    pub fn new(max_lines: Option<usize>, bytes_column: bool) -> Self {
+        Self {
+            rows: VecDeque::with_capacity(max_lines.unwrap_or(0).min(4096)),
+            bytes_column,
+            max_lines,
+            dropped: 0,
+        }
+    }
+
+    /// Appends a message and returns the index of the row it was written to (heading is row 0).
+    pub fn push(&mut self, message: String) -> usize {
+        if let Some(max) = self.max_lines {
+            if max == 0 {
+                self.dropped += 1;
+                return 0;
+            }
+            while self.rows.len() >= max {
+                self.rows.pop_front();
+                self.dropped += 1;
+            }
+        }
+        self.rows.push_back(message);
+        self.rows.len()
+    }
+
+    /// Changes the clamp; rows beyond the new maximum go, oldest first.
+    pub fn set_max_lines(&mut self, max_lines: Option<usize>) {
+        self.max_lines = max_lines;
+        if let Some(max) = max_lines {
+            while self.rows.len() > max {
+                self.rows.pop_front();
+                self.dropped += 1;
+            }
+        }
+    }
+
+    pub fn set_bytes_column(&mut self, on: bool) {
+        self.bytes_column = on;
+    }
+
+    pub fn bytes_column(&self) -> bool {
+        self.bytes_column
+    }
+
+    /// Deletes every row except the heading (the `clear` pulse).
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.dropped = 0;
+    }
+
+    pub fn message_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.rows.len() + 1
+    }
+
+    pub fn num_cols(&self) -> usize {
+        if self.bytes_column { 2 } else { 1 }
+    }
+
+    /// The message text of row `row` (1-based; row 0 is the heading).
+    pub fn message(&self, row: usize) -> Option<&str> {
+        row.checked_sub(1).and_then(|i| self.rows.get(i)).map(String::as_str)
+    }
+
+    pub fn cell(&self, row: usize, col: usize) -> Option<String> {
+        if col >= self.num_cols() {
+            return None;
+        }
+        if row == 0 {
+            return Some(if col == 0 { MESSAGE_HEADING } else { BYTES_HEADING }.to_string());
+        }
+        let message = self.message(row)?;
+        Some(if col == 0 { message.to_string() } else { hex_bytes(message.as_bytes()) })
+    }
+}
+
+/// Raw bytes as space-separated lowercase hex pairs (`68 69`).
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_keeping_heading_and_returns_row_index() {
+        let mut t = FifoTable::new(Some(3), true);
+        assert_eq!(t.push("a".into()), 1);
+        assert_eq!(t.push("b".into()), 2);
+        assert_eq!(t.push("c".into()), 3);
+        assert_eq!(t.push("d".into()), 3);
+        assert_eq!(t.num_rows(), 4);
+        assert_eq!(t.cell(0, 0).as_deref(), Some("message"));
+        assert_eq!(t.cell(1, 0).as_deref(), Some("b"));
+        assert_eq!(t.cell(3, 1).as_deref(), Some("64"));
+        assert_eq!(t.dropped(), 1);
+        t.set_max_lines(Some(1));
+        assert_eq!(t.message(1), Some("d"));
+        t.clear();
+        assert_eq!(t.num_rows(), 1);
+    }
+
+    #[test]
+    fn unclamped_keeps_everything() {
+        let mut t = FifoTable::new(None, false);
+        for i in 0..1000 {
+            t.push(i.to_string());
+        }
+        assert_eq!(t.message_rows(), 1000);
+        assert_eq!(t.cell(1, 1), None);
+    }
+
+    #[test]
+    fn hex_is_spaced_pairs() {
+        assert_eq!(hex_bytes(b"hi\n"), "68 69 0a");
+        assert_eq!(hex_bytes(b""), "");
+    }
+}

@@ -1,0 +1,351 @@
+//! Operator kinds: their parameters (TouchDesigner tokens, labels, pages, defaults), their input
+//! pins, and dispatch to the one file per operator that holds its runtime and cook.
+
+pub mod execute;
+pub mod fifo_table;
+pub mod table;
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+
+/// Every operator kind; the variant name is what project files say (`kind: Table`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Table,
+    Text,
+    Execute,
+}
+
+/// Typed input pins. A wire into a pin is the same thing as the operator parameter of that name.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Input {
+    /// A Text DAT holding the callbacks (`callbacks` parameter).
+    Callbacks,
+    /// A Table DAT of name/value rows sent as handshake headers (`headers` parameter).
+    Headers,
+    /// A DAT whose contents a Table DAT mirrors.
+    Source,
+}
+
+impl Input {
+    /// The parameter token that names the wired operator.
+    pub fn token(self) -> &'static str {
+        match self {
+            Input::Callbacks => "callbacks",
+            Input::Headers => "headers",
+            Input::Source => "source",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Input::Callbacks => "Callbacks DAT",
+            Input::Headers => "Headers DAT",
+            Input::Source => "Source DAT",
+        }
+    }
+
+    /// Which operator kinds may be wired into this pin.
+    pub fn accepts(self, kind: OpKind) -> bool {
+        match self {
+            Input::Callbacks => kind == OpKind::Text,
+            Input::Headers => kind == OpKind::Table,
+            Input::Source => kind.is_dat(),
+        }
+    }
+}
+
+/// How a parameter is edited and what values it takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParKind {
+    Toggle(bool),
+    Int { default: i64, min: i64, max: i64 },
+    Float { default: f64, min: f64, max: f64 },
+    Str(&'static str),
+    /// One of `items` (token, label).
+    Menu {
+        default: &'static str,
+        items: &'static [(&'static str, &'static str)],
+    },
+    /// A path; `extensions` filter the native picker.
+    File { extensions: &'static [&'static str] },
+    /// A string shown masked (certificate password); `$NAME` keeps it out of the file.
+    Password,
+    /// A button: no stored value, it fires an action.
+    Pulse,
+    /// The operator wired into an input pin.
+    Op(Input),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ParDef {
+    pub token: &'static str,
+    pub label: &'static str,
+    pub page: &'static str,
+    pub kind: ParKind,
+    pub help: &'static str,
+}
+
+impl ParDef {
+    /// The value a new node gets; `None` for pulses and pins, which are not stored.
+    pub fn default_value(&self) -> Option<crate::project::ParValue> {
+        use crate::project::ParValue;
+        Some(match self.kind {
+            ParKind::Toggle(b) => ParValue::Bool(b),
+            ParKind::Int { default, .. } => ParValue::Int(default),
+            ParKind::Float { default, .. } => ParValue::Float(default),
+            ParKind::Str(s) => ParValue::Str(s.to_string()),
+            ParKind::Menu { default, .. } => ParValue::Str(default.to_string()),
+            ParKind::File { .. } | ParKind::Password => ParValue::Str(String::new()),
+            ParKind::Pulse | ParKind::Op(_) => return None,
+        })
+    }
+
+    pub fn is_stored(&self) -> bool {
+        !matches!(self.kind, ParKind::Pulse | ParKind::Op(_))
+    }
+}
+
+/// The Common page every DAT has (TouchDesigner's Language, Edit/View Extension, Word Wrap).
+pub const COMMON_PAGE: &str = "Common";
+
+pub const LANGUAGES: &[(&str, &str)] = &[
+    ("text", "Plain Text"),
+    ("rhai", "Rhai"),
+    ("json", "JSON"),
+    ("html", "HTML"),
+    ("css", "CSS"),
+    ("js", "JavaScript"),
+    ("xml", "XML"),
+    ("csv", "CSV"),
+];
+
+macro_rules! common_pars {
+    () => {
+        [
+            $crate::ops::ParDef {
+                token: "language",
+                label: "Language",
+                page: $crate::ops::COMMON_PAGE,
+                kind: $crate::ops::ParKind::Menu { default: "text", items: $crate::ops::LANGUAGES },
+                help: "Language of the contents: used for syntax highlighting and the default extension.",
+            },
+            $crate::ops::ParDef {
+                token: "extension",
+                label: "Edit/View Extension",
+                page: $crate::ops::COMMON_PAGE,
+                kind: $crate::ops::ParKind::Menu {
+                    default: "language",
+                    items: &[("language", "From Language"), ("dat", "DAT (.txt / .tsv)"), ("custom", "Custom Extension")],
+                },
+                help: "File extension used when the contents are exported or written to a file.",
+            },
+            $crate::ops::ParDef {
+                token: "customext",
+                label: "Custom Extension",
+                page: $crate::ops::COMMON_PAGE,
+                kind: $crate::ops::ParKind::Str(""),
+                help: "Extension used when Edit/View Extension is Custom.",
+            },
+            $crate::ops::ParDef {
+                token: "wordwrap",
+                label: "Word Wrap",
+                page: $crate::ops::COMMON_PAGE,
+                kind: $crate::ops::ParKind::Menu {
+                    default: "input",
+                    items: &[("input", "Use Input"), ("on", "On"), ("off", "Off")],
+                },
+                help: "Wrap long lines in the viewers (Use Input: off unless the input DAT wraps).",
+            },
+        ]
+    };
+}
+pub(crate) use common_pars;
+
+impl OpKind {
+    pub const ALL: &'static [OpKind] = &[OpKind::Table, OpKind::Text, OpKind::Execute];
+
+    /// What the GUI and the console call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            OpKind::Table => "Table DAT",
+            OpKind::Text => "Text DAT",
+            OpKind::Execute => "Execute DAT",
+        }
+    }
+
+    /// TouchDesigner's class name, as scripts see it in `op("x").type`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            OpKind::Table => "tableDAT",
+            OpKind::Text => "textDAT",
+            OpKind::Execute => "executeDAT",
+        }
+    }
+
+    /// Stem of new node names (`table1`, `table2`, ...).
+    pub fn name_stem(self) -> &'static str {
+        match self {
+            OpKind::Table => "table",
+            OpKind::Text => "text",
+            OpKind::Execute => "execute",
+        }
+    }
+
+    pub fn is_dat(self) -> bool {
+        true
+    }
+
+    pub fn params(self) -> &'static [ParDef] {
+        match self {
+            OpKind::Table => table::PARAMS,
+            OpKind::Text => text::PARAMS,
+            OpKind::Execute => execute::PARAMS,
+        }
+    }
+
+    pub fn param(self, token: &str) -> Option<&'static ParDef> {
+        self.params().iter().find(|p| p.token == token)
+    }
+
+    /// Parameter pages in display order.
+    pub fn pages(self) -> Vec<&'static str> {
+        let mut pages: Vec<&'static str> = Vec::new();
+        for p in self.params() {
+            if !pages.contains(&p.page) {
+                pages.push(p.page);
+            }
+        }
+        pages
+    }
+
+    pub fn inputs(self) -> &'static [Input] {
+        match self {
+            OpKind::Table => &[Input::Source],
+            OpKind::Text | OpKind::Execute => &[],
+        }
+    }
+
+    /// Whether the node's contents are text (saved as `text:`) rather than a table.
+    pub fn has_text(self) -> bool {
+        matches!(self, OpKind::Text | OpKind::Execute)
+    }
+
+    pub fn has_table(self) -> bool {
+        matches!(self, OpKind::Table)
+    }
+
+    /// Whether it has an output pin (every DAT can feed a pin that accepts it).
+    pub fn has_output(self) -> bool {
+        self.is_dat()
+    }
+
+    /// Contents of a newly created node.
+    pub fn default_text(self) -> Option<&'static str> {
+        match self {
+            OpKind::Text => Some(""),
+            OpKind::Execute => Some(execute::DEFAULT_CALLBACKS),
+            OpKind::Table => None,
+        }
+    }
+}
+
+// ---- Dispatch: the engine calls these; each forwards to the operator's own file. ----
+
+use crate::engine::{CommandError, Engine, NodeState, World};
+use crate::net::NetEvent;
+use crate::project::{Node, NodeId};
+
+/// Creates a node of `kind` named `name` (or the next free `<stem>N`), with default parameters.
+pub fn create(engine: &mut Engine, kind: OpKind, name: Option<&str>, pos: (f32, f32)) -> Result<Vec<NodeId>, CommandError> {
+    let world = engine.world_mut();
+    let name = match name {
+        Some(name) => {
+            if !crate::project::validate_name(name) {
+                return Err(CommandError::Invalid(format!("\"{name}\" is not a valid name")));
+            }
+            if world.project.node_by_name(name).is_some() {
+                return Err(CommandError::Invalid(format!("a node named \"{name}\" already exists")));
+            }
+            name.to_string()
+        }
+        None => world.project.unique_name(&format!("{}1", kind.name_stem())),
+    };
+    let id = world.project.next_id();
+    let node = Node {
+        id,
+        name,
+        kind,
+        pos,
+        params: kind
+            .params()
+            .iter()
+            .filter_map(|d| Some((d.token.to_string(), d.default_value()?)))
+            .collect(),
+        text: kind.default_text().map(str::to_string),
+        table: kind.has_table().then(Default::default),
+    };
+    world.project.nodes.push(node);
+    world.revision += 1;
+    world.nodes.insert(
+        id,
+        NodeState {
+            needs_reconcile: true,
+            ..NodeState::default()
+        },
+    );
+    Ok(vec![id])
+}
+
+/// Brings the node's runtime in line with its parameters (start, restart or stop what changed).
+pub fn reconcile(engine: &mut Engine, id: NodeId) {
+    let first = !std::mem::replace(&mut engine.world_mut().state_mut(id).initialized, true);
+    match kind_of(engine.world(), id) {
+        Some(OpKind::Table) => table::reconcile(engine, id, first),
+        Some(OpKind::Text) => text::reconcile(engine, id, first),
+        Some(OpKind::Execute) => execute::reconcile(engine, id),
+        None => {}
+    }
+}
+
+pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
+    match kind_of(engine.world(), id) {
+        Some(OpKind::Table) => table::pulse(engine, id, token),
+        Some(OpKind::Text) => text::pulse(engine, id, token),
+        Some(OpKind::Execute) | None => {}
+    }
+}
+
+/// Per-frame work; returns whether the node cooked.
+pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
+    match kind_of(engine.world(), id) {
+        Some(OpKind::Table) => table::cook(engine, id),
+        Some(OpKind::Execute) => execute::frame(engine, id, "framestart", "onFrameStart"),
+        Some(OpKind::Text) | None => false,
+    }
+}
+
+pub fn frame_end(engine: &mut Engine, id: NodeId) -> bool {
+    match kind_of(engine.world(), id) {
+        Some(OpKind::Execute) => execute::frame(engine, id, "frameend", "onFrameEnd"),
+        _ => false,
+    }
+}
+
+/// Stops the node's runtime: the project closes or the node is deleted.
+pub fn stop(engine: &mut Engine, id: NodeId) {
+    if kind_of(engine.world(), id) == Some(OpKind::Execute) {
+        execute::stop(engine, id);
+    }
+}
+
+pub fn handle_event(_engine: &mut Engine, event: NetEvent) {
+    match event.kind {}
+}
+
+/// Channels of the operator's own, beside the common ones.
+pub fn extra_info(_world: &World, _id: NodeId, _out: &mut Vec<(&'static str, f64)>) {}
+
+fn kind_of(world: &World, id: NodeId) -> Option<OpKind> {
+    world.project.node(id).map(|n| n.kind)
+}

@@ -1,0 +1,69 @@
+//! A project running: its tokio runtime (2 workers), its engine and its cook thread. The GUI,
+//! headless runs and tests all start projects this way.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::engine::{CookThread, Engine, SharedEngine, Waker, spawn_cook_thread};
+use crate::project::Project;
+
+pub struct Runner {
+    pub engine: SharedEngine,
+    cook: Option<CookThread>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Runner {
+    /// Starts `project`; relative file parameters are read from `base_dir`.
+    pub fn start(project: Project, base_dir: &Path, waker: Option<Waker>) -> std::io::Result<Runner> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("net")
+            .enable_all()
+            .build()?;
+        let (mut engine, events) = Engine::new(project, runtime.handle().clone());
+        engine.world_mut().base_dir = base_dir.to_path_buf();
+        let engine = Arc::new(Mutex::new(engine));
+        let cook = spawn_cook_thread(engine.clone(), events, waker)?;
+        Ok(Runner {
+            engine,
+            cook: Some(cook),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Loads and starts a project file.
+    pub fn start_file(path: &Path, waker: Option<Waker>) -> Result<Runner, String> {
+        let project = crate::project::load_file(path).map_err(|e| e.to_string())?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Runner::start(project, base_dir, waker).map_err(|e| format!("starting the engine: {e}"))
+    }
+
+    pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|rt| rt.handle())
+    }
+
+    /// Stops cooking, stops every operator (onExit / onServerStop run), and ends the runtime.
+    pub fn stop(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        if let Some(cook) = self.cook.take() {
+            cook.stop();
+            self.engine.lock().shutdown();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,152 @@
+//! The Rhai host: scripts compiled once per text change, callbacks run under limits, and the
+//! TouchDesigner-style API of DESIGN §4. Scripts reach no file, process or network.
+
+mod api;
+mod context;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, Scope};
+
+use crate::engine::World;
+use crate::project::{NodeId, ScriptLimits};
+
+pub use api::OpHandle;
+
+/// A failed compile or call, with the script line when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallError {
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+/// A compiled callbacks text and the functions it defines.
+pub struct Compiled {
+    ast: AST,
+    functions: HashSet<(String, usize)>,
+}
+
+impl Compiled {
+    pub fn defines(&self, name: &str, arity: usize) -> bool {
+        self.functions.contains(&(name.to_string(), arity))
+    }
+}
+
+struct CacheEntry {
+    text_hash: u64,
+    result: Result<Arc<Compiled>, CallError>,
+}
+
+pub struct ScriptHost {
+    engine: rhai::Engine,
+    /// By Text DAT: its last compiled text.
+    cache: HashMap<NodeId, CacheEntry>,
+}
+
+fn hash_text(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+impl ScriptHost {
+    pub fn new(limits: &ScriptLimits) -> Self {
+        let mut engine = rhai::Engine::new();
+        // `import` would read files; scripts get no file access.
+        engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+        api::register(&mut engine);
+        let mut host = Self {
+            engine,
+            cache: HashMap::new(),
+        };
+        host.set_limits(limits);
+        host
+    }
+
+    pub fn set_limits(&mut self, limits: &ScriptLimits) {
+        let e = &mut self.engine;
+        e.set_max_operations(limits.max_operations);
+        e.set_max_call_levels(limits.max_call_depth);
+        e.set_max_string_size(limits.max_string_bytes);
+        e.set_max_array_size(limits.max_array_len);
+        e.set_max_map_size(limits.max_map_len);
+        e.set_max_expr_depths(256, 128);
+    }
+
+    /// The compiled form of `text_node`'s `text`, compiling only when the text changed.
+    /// On error, the flag says whether this is the first time this text failed (report it once).
+    pub fn compile(&mut self, text_node: NodeId, text: &str) -> Result<Arc<Compiled>, (CallError, bool)> {
+        let text_hash = hash_text(text);
+        if let Some(entry) = self.cache.get(&text_node)
+            && entry.text_hash == text_hash
+        {
+            return entry.result.clone().map_err(|e| (e, false));
+        }
+        let result = self
+            .engine
+            .compile(text)
+            .map(|ast| {
+                let functions = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+                Arc::new(Compiled { ast, functions })
+            })
+            .map_err(|e| CallError {
+                message: e.err_type().to_string(),
+                line: e.position().line(),
+            });
+        self.cache.insert(
+            text_node,
+            CacheEntry {
+                text_hash,
+                result: result.clone(),
+            },
+        );
+        result.map_err(|e| (e, true))
+    }
+
+    pub fn forget(&mut self, text_node: NodeId) {
+        self.cache.remove(&text_node);
+    }
+
+    /// Calls `func` with `world` lent to the API for the duration of the call.
+    pub fn call(&self, world: &mut World, owner: NodeId, compiled: &Compiled, func: &str, args: Vec<Dynamic>) -> Result<Dynamic, CallError> {
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        context::with_world_lent(world, owner, || {
+            self.engine
+                .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &compiled.ast, func, args)
+                .map_err(|e| describe(&e))
+        })
+    }
+
+    /// Evaluates a one-off expression with the API available (tests and the console use it).
+    pub fn eval(&self, world: &mut World, owner: NodeId, script: &str) -> Result<Dynamic, CallError> {
+        context::with_world_lent(world, owner, || self.engine.eval::<Dynamic>(script).map_err(|e| describe(&e)))
+    }
+}
+
+/// The innermost error of a chain of function calls, with its line.
+fn describe(error: &EvalAltResult) -> CallError {
+    let mut error = error;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = error {
+        error = inner;
+    }
+    let message = match error {
+        EvalAltResult::ErrorTooManyOperations(_) => "stopped: ran past the operations limit (runaway loop?)".to_string(),
+        EvalAltResult::ErrorStackOverflow(_) => "stopped: calls nested too deeply".to_string(),
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!("stopped: {what} grew past its limit"),
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        other => {
+            // Display appends " (line N, position M)"; the line is reported separately.
+            let text = other.to_string();
+            match text.rfind(" (line ") {
+                Some(cut) => text[..cut].to_string(),
+                None => text,
+            }
+        }
+    };
+    CallError {
+        message,
+        line: error.position().line(),
+    }
+}
