@@ -7,7 +7,12 @@ use clap::{Parser, Subcommand};
 
 /// Patch network operators (Web Server, WebSocket, Table, Text DATs) in a node graph.
 #[derive(Parser, Debug)]
-#[command(name = "datpatch", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "datpatch",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Project to open in the GUI (default: the chat example).
     pub project: Option<PathBuf>,
@@ -18,13 +23,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run a project without a window until Ctrl+C or SIGTERM, printing the console to stderr.
-    Run {
-        project: PathBuf,
-    },
+    Run { project: PathBuf },
     /// Validate a project file; exits non-zero with the error (file:line:column) if it is bad.
-    Check {
-        project: PathBuf,
-    },
+    Check { project: PathBuf },
 }
 
 /// The project opened when none is given: looked up beside the working directory, then in the

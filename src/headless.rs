@@ -7,7 +7,10 @@ use crate::runner::Runner;
 pub fn run(path: &Path) -> Result<(), String> {
     let runner = Runner::start_file(path, None)?;
     runner.engine.lock().console_mut().echo_to_stderr = true;
-    eprintln!("datpatch: running {} (Ctrl+C or SIGTERM stops)", path.display());
+    eprintln!(
+        "datpatch: running {} (Ctrl+C or SIGTERM stops)",
+        path.display()
+    );
     let signal_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,6 +2,9 @@
 //!
 //! The library holds everything; `main.rs` only parses the command line. See ARCHITECTURE.md.
 
+// User input must never panic the app: no unwrap/expect outside tests.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod cli;
 pub mod engine;
 pub mod headless;

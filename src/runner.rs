@@ -18,7 +18,11 @@ pub struct Runner {
 
 impl Runner {
     /// Starts `project`; relative file parameters are read from `base_dir`.
-    pub fn start(project: Project, base_dir: &Path, waker: Option<Waker>) -> std::io::Result<Runner> {
+    pub fn start(
+        project: Project,
+        base_dir: &Path,
+        waker: Option<Waker>,
+    ) -> std::io::Result<Runner> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("net")

@@ -9,17 +9,51 @@ use crate::project::{NodeId, ParValue, Settings, Table, View, Wire, validate};
 #[must_use]
 pub enum Command {
     /// Creates a node (and, for network operators, its callbacks Text DAT, wired in).
-    AddNode { kind: OpKind, name: Option<String>, pos: (f32, f32) },
-    RemoveNode { id: NodeId },
-    RenameNode { id: NodeId, name: String },
-    MoveNode { id: NodeId, pos: (f32, f32) },
-    SetParam { id: NodeId, token: String, value: ParValue },
+    AddNode {
+        kind: OpKind,
+        name: Option<String>,
+        pos: (f32, f32),
+    },
+    RemoveNode {
+        id: NodeId,
+    },
+    RenameNode {
+        id: NodeId,
+        name: String,
+    },
+    MoveNode {
+        id: NodeId,
+        pos: (f32, f32),
+    },
+    SetParam {
+        id: NodeId,
+        token: String,
+        value: ParValue,
+    },
     /// Wires `from` into `to`'s `input` pin (replacing any wire there), or unwires it with `None`.
-    SetInput { to: NodeId, input: Input, from: Option<NodeId> },
-    Pulse { id: NodeId, token: String },
-    SetCell { id: NodeId, row: usize, col: usize, value: String },
-    SetTable { id: NodeId, table: Table },
-    SetText { id: NodeId, text: String },
+    SetInput {
+        to: NodeId,
+        input: Input,
+        from: Option<NodeId>,
+    },
+    Pulse {
+        id: NodeId,
+        token: String,
+    },
+    SetCell {
+        id: NodeId,
+        row: usize,
+        col: usize,
+        value: String,
+    },
+    SetTable {
+        id: NodeId,
+        table: Table,
+    },
+    SetText {
+        id: NodeId,
+        text: String,
+    },
     SetView(View),
     SetSettings(Settings),
 }
@@ -72,8 +106,15 @@ impl Engine {
                     )));
                 }
                 let world = self.world_mut();
-                if world.project.nodes.iter().any(|n| n.name == name && n.id != id) {
-                    return Err(CommandError::Invalid(format!("a node named \"{name}\" already exists")));
+                if world
+                    .project
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == name && n.id != id)
+                {
+                    return Err(CommandError::Invalid(format!(
+                        "a node named \"{name}\" already exists"
+                    )));
                 }
                 if let Some(node) = world.project.node_mut(id) {
                     node.name = name;
@@ -81,33 +122,58 @@ impl Engine {
                 world.revision += 1;
             }
             Command::MoveNode { id, pos } => {
-                let node = self.world_mut().project.node_mut(id).ok_or(CommandError::NoSuchNode(id))?;
+                let node = self
+                    .world_mut()
+                    .project
+                    .node_mut(id)
+                    .ok_or(CommandError::NoSuchNode(id))?;
                 node.pos = pos;
                 self.world_mut().revision += 1;
             }
-            Command::SetParam { id, token, value } => self.world_mut().set_param(id, &token, value)?,
+            Command::SetParam { id, token, value } => {
+                self.world_mut().set_param(id, &token, value)?
+            }
             Command::SetInput { to, input, from } => self.world_mut().set_input(to, input, from)?,
             Command::Pulse { id, token } => {
                 let kind = self.require(id)?;
                 match kind.param(&token).map(|d| d.kind) {
                     Some(ParKind::Pulse) => self.world_mut().state_mut(id).pulses.push(token),
-                    _ => return Err(CommandError::Invalid(format!("{} has no pulse `{token}`", kind.label()))),
+                    _ => {
+                        return Err(CommandError::Invalid(format!(
+                            "{} has no pulse `{token}`",
+                            kind.label()
+                        )));
+                    }
                 }
             }
-            Command::SetCell { id, row, col, value } => {
+            Command::SetCell {
+                id,
+                row,
+                col,
+                value,
+            } => {
                 self.require(id)?;
-                self.world_mut().table_mut(id).map_err(CommandError::Invalid)?.set_cell(row, col, value);
+                self.world_mut()
+                    .table_mut(id)
+                    .map_err(CommandError::Invalid)?
+                    .set_cell(row, col, value);
             }
             Command::SetTable { id, table } => {
                 self.require(id)?;
-                *self.world_mut().table_mut(id).map_err(CommandError::Invalid)? = table;
+                *self
+                    .world_mut()
+                    .table_mut(id)
+                    .map_err(CommandError::Invalid)? = table;
             }
             Command::SetText { id, text } => {
-                let node = self.world_mut().project.node_mut(id).ok_or(CommandError::NoSuchNode(id))?;
-                let slot = node
-                    .text
-                    .as_mut()
-                    .ok_or_else(|| CommandError::Invalid(format!("\"{}\" holds no text", node.name)))?;
+                let node = self
+                    .world_mut()
+                    .project
+                    .node_mut(id)
+                    .ok_or(CommandError::NoSuchNode(id))?;
+                let slot = node.text.as_mut().ok_or_else(|| {
+                    CommandError::Invalid(format!("\"{}\" holds no text", node.name))
+                })?;
                 *slot = text;
                 self.world_mut().touch_content(id);
             }
@@ -134,38 +200,54 @@ impl Engine {
 
 impl World {
     fn require(&self, id: NodeId) -> Result<OpKind, CommandError> {
-        self.project.node(id).map(|n| n.kind).ok_or(CommandError::NoSuchNode(id))
+        self.project
+            .node(id)
+            .map(|n| n.kind)
+            .ok_or(CommandError::NoSuchNode(id))
     }
 
     /// Sets a parameter from the GUI or a script. Pulses fire; pin parameters rewire.
-    pub(crate) fn set_param(&mut self, id: NodeId, token: &str, value: ParValue) -> Result<(), CommandError> {
+    pub(crate) fn set_param(
+        &mut self,
+        id: NodeId,
+        token: &str,
+        value: ParValue,
+    ) -> Result<(), CommandError> {
         let kind = self.require(id)?;
-        let def = kind
-            .param(token)
-            .ok_or_else(|| CommandError::Invalid(format!("{} has no parameter `{token}`", kind.label())))?;
+        let def = kind.param(token).ok_or_else(|| {
+            CommandError::Invalid(format!("{} has no parameter `{token}`", kind.label()))
+        })?;
         match def.kind {
             ParKind::Pulse => {
                 self.state_mut(id).pulses.push(token.to_string());
                 return Ok(());
             }
             ParKind::Op(input) => {
-                let from = match &value {
-                    ParValue::Str(name) if name.is_empty() => None,
-                    ParValue::Str(name) => Some(
-                        self.project
-                            .node_by_name(name)
-                            .map(|n| n.id)
-                            .ok_or_else(|| CommandError::Invalid(format!("no operator named \"{name}\"")))?,
-                    ),
-                    other => return Err(CommandError::Invalid(format!("`{token}` takes an operator name, not {}", other.type_name()))),
-                };
+                let from =
+                    match &value {
+                        ParValue::Str(name) if name.is_empty() => None,
+                        ParValue::Str(name) => {
+                            Some(self.project.node_by_name(name).map(|n| n.id).ok_or_else(
+                                || CommandError::Invalid(format!("no operator named \"{name}\"")),
+                            )?)
+                        }
+                        other => {
+                            return Err(CommandError::Invalid(format!(
+                                "`{token}` takes an operator name, not {}",
+                                other.type_name()
+                            )));
+                        }
+                    };
                 return self.set_input(id, input, from);
             }
             _ => {}
         }
         let value = coerce(def.kind, value);
         let value = validate::check_value(def, &value).map_err(CommandError::Invalid)?;
-        let node = self.project.node_mut(id).ok_or(CommandError::NoSuchNode(id))?;
+        let node = self
+            .project
+            .node_mut(id)
+            .ok_or(CommandError::NoSuchNode(id))?;
         if node.params.get(token) != Some(&value) {
             node.params.insert(token.to_string(), value);
             self.revision += 1;
@@ -174,21 +256,38 @@ impl World {
         Ok(())
     }
 
-    pub(crate) fn set_input(&mut self, to: NodeId, input: Input, from: Option<NodeId>) -> Result<(), CommandError> {
+    pub(crate) fn set_input(
+        &mut self,
+        to: NodeId,
+        input: Input,
+        from: Option<NodeId>,
+    ) -> Result<(), CommandError> {
         let kind = self.require(to)?;
         if !kind.inputs().contains(&input) {
-            return Err(CommandError::Invalid(format!("{} has no {} input", kind.label(), input.label())));
+            return Err(CommandError::Invalid(format!(
+                "{} has no {} input",
+                kind.label(),
+                input.label()
+            )));
         }
         if let Some(from) = from {
             let from_kind = self.require(from)?;
             if from == to {
-                return Err(CommandError::Invalid("a node cannot be wired into itself".into()));
+                return Err(CommandError::Invalid(
+                    "a node cannot be wired into itself".into(),
+                ));
             }
             if !input.accepts(from_kind) {
-                return Err(CommandError::Invalid(format!("a {} cannot feed a {}", from_kind.label(), input.label())));
+                return Err(CommandError::Invalid(format!(
+                    "a {} cannot feed a {}",
+                    from_kind.label(),
+                    input.label()
+                )));
             }
         }
-        self.project.wires.retain(|w| !(w.to == to && w.input == input));
+        self.project
+            .wires
+            .retain(|w| !(w.to == to && w.input == input));
         if let Some(from) = from {
             self.project.wires.push(Wire { from, to, input });
             self.project.wires.sort();
@@ -204,14 +303,23 @@ impl World {
 fn coerce(kind: ParKind, value: ParValue) -> ParValue {
     match (kind, value) {
         (ParKind::Toggle(_), ParValue::Int(i)) => ParValue::Bool(i != 0),
-        (ParKind::Toggle(_), ParValue::Str(s)) if matches!(s.as_str(), "true" | "on" | "1") => ParValue::Bool(true),
-        (ParKind::Toggle(_), ParValue::Str(s)) if matches!(s.as_str(), "false" | "off" | "0") => ParValue::Bool(false),
-        (ParKind::Int { .. }, ParValue::Float(f)) if f.fract() == 0.0 => ParValue::Int(f as i64),
-        (ParKind::Int { .. }, ParValue::Str(s)) if s.trim().parse::<i64>().is_ok() => ParValue::Int(s.trim().parse().unwrap_or(0)),
-        (ParKind::Float { .. }, ParValue::Str(s)) if s.trim().parse::<f64>().is_ok() => ParValue::Float(s.trim().parse().unwrap_or(0.0)),
-        (ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. }, v @ (ParValue::Int(_) | ParValue::Float(_) | ParValue::Bool(_))) => {
-            ParValue::Str(v.to_string())
+        (ParKind::Toggle(_), ParValue::Str(s)) if matches!(s.as_str(), "true" | "on" | "1") => {
+            ParValue::Bool(true)
         }
+        (ParKind::Toggle(_), ParValue::Str(s)) if matches!(s.as_str(), "false" | "off" | "0") => {
+            ParValue::Bool(false)
+        }
+        (ParKind::Int { .. }, ParValue::Float(f)) if f.fract() == 0.0 => ParValue::Int(f as i64),
+        (ParKind::Int { .. }, ParValue::Str(s)) if s.trim().parse::<i64>().is_ok() => {
+            ParValue::Int(s.trim().parse().unwrap_or(0))
+        }
+        (ParKind::Float { .. }, ParValue::Str(s)) if s.trim().parse::<f64>().is_ok() => {
+            ParValue::Float(s.trim().parse().unwrap_or(0.0))
+        }
+        (
+            ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. },
+            v @ (ParValue::Int(_) | ParValue::Float(_) | ParValue::Bool(_)),
+        ) => ParValue::Str(v.to_string()),
         (_, v) => v,
     }
 }

@@ -40,7 +40,12 @@ impl std::fmt::Display for ConsoleLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.time_ms.div_euclid(1000);
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-        write!(f, "{h:02}:{m:02}:{s:02}.{:03} {:5} ", self.time_ms.rem_euclid(1000), self.level.label())?;
+        write!(
+            f,
+            "{h:02}:{m:02}:{s:02}.{:03} {:5} ",
+            self.time_ms.rem_euclid(1000),
+            self.level.label()
+        )?;
         if !self.node_name.is_empty() {
             write!(f, "[{}] ", self.node_name)?;
         }
@@ -81,7 +86,10 @@ impl Console {
     pub fn log(&mut self, level: Level, node: Option<(NodeId, &str)>, text: impl Into<String>) {
         let mut text = text.into();
         if text.len() > MAX_LINE_CHARS {
-            let cut = (0..=MAX_LINE_CHARS).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=MAX_LINE_CHARS)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
             text.truncate(cut);
             text.push('…');
         }

@@ -25,62 +25,68 @@ pub struct CookThread {
 }
 
 /// Starts the engine's operators and cooks it on a new thread until [`CookThread::stop`].
-pub fn spawn_cook_thread(engine: SharedEngine, mut events: EventReceiver, waker: Option<Waker>) -> std::io::Result<CookThread> {
+pub fn spawn_cook_thread(
+    engine: SharedEngine,
+    mut events: EventReceiver,
+    waker: Option<Waker>,
+) -> std::io::Result<CookThread> {
     let stop = Arc::new(Notify::new());
     let stop_rx = stop.clone();
     let rt = engine.lock().net().rt.clone();
-    let thread = std::thread::Builder::new().name("cook".into()).spawn(move || {
-        engine.lock().start();
-        let wake = || {
-            if let Some(w) = &waker {
-                w();
-            }
-        };
-        let mut next_frame = Instant::now();
-        loop {
-            enum Woke {
-                Event(crate::net::NetEvent),
-                Frame,
-                Stop,
-            }
-            let deadline = tokio::time::Instant::from_std(next_frame);
-            let woke = rt.block_on(async {
-                tokio::select! {
-                    biased;
-                    _ = stop_rx.notified() => Woke::Stop,
-                    event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
-                    _ = tokio::time::sleep_until(deadline) => Woke::Frame,
+    let thread = std::thread::Builder::new()
+        .name("cook".into())
+        .spawn(move || {
+            engine.lock().start();
+            let wake = || {
+                if let Some(w) = &waker {
+                    w();
                 }
-            });
-            match woke {
-                Woke::Stop => break,
-                Woke::Event(first) => {
-                    let mut engine = engine.lock();
-                    engine.handle_event(first);
-                    for _ in 1..EVENTS_PER_LOCK {
-                        match events.try_recv() {
-                            Ok(event) => engine.handle_event(event),
-                            Err(_) => break,
+            };
+            let mut next_frame = Instant::now();
+            loop {
+                enum Woke {
+                    Event(crate::net::NetEvent),
+                    Frame,
+                    Stop,
+                }
+                let deadline = tokio::time::Instant::from_std(next_frame);
+                let woke = rt.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = stop_rx.notified() => Woke::Stop,
+                        event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
+                        _ = tokio::time::sleep_until(deadline) => Woke::Frame,
+                    }
+                });
+                match woke {
+                    Woke::Stop => break,
+                    Woke::Event(first) => {
+                        let mut engine = engine.lock();
+                        engine.handle_event(first);
+                        for _ in 1..EVENTS_PER_LOCK {
+                            match events.try_recv() {
+                                Ok(event) => engine.handle_event(event),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Woke::Frame => {
+                        let period = {
+                            let mut engine = engine.lock();
+                            engine.cook_frame();
+                            engine.frame_period()
+                        };
+                        // Keep a steady rate, but after a stall start afresh instead of cooking a burst.
+                        next_frame += period;
+                        let now = Instant::now();
+                        if next_frame < now {
+                            next_frame = now + period;
                         }
                     }
                 }
-                Woke::Frame => {
-                    let period = {
-                        let mut engine = engine.lock();
-                        engine.cook_frame();
-                        engine.frame_period()
-                    };
-                    // Keep a steady rate, but after a stall start afresh instead of cooking a burst.
-                    next_frame += period;
-                    let now = Instant::now();
-                    if next_frame < now {
-                        next_frame = now + period;
-                    }
-                }
+                wake();
             }
-            wake();
-        }
-    })?;
+        })?;
     Ok(CookThread {
         stop,
         thread: Some(thread),

@@ -39,7 +39,12 @@ pub fn channels(world: &World, id: NodeId) -> Vec<(&'static str, f64)> {
         ("cook_abs_frame", cook.cook_frame as f64),
         ("cook_start_time", cook.cook_start_time_ms),
         ("cook_end_time", cook.cook_end_time_ms),
-        ("cooked_this_frame", f64::from(u8::from(cook.total_cooks > 0 && cook.cook_frame == world.frame))),
+        (
+            "cooked_this_frame",
+            f64::from(u8::from(
+                cook.total_cooks > 0 && cook.cook_frame == world.frame,
+            )),
+        ),
         ("warnings", state.warnings as f64),
         ("errors", state.errors as f64),
     ];
@@ -52,5 +57,8 @@ pub fn channels(world: &World, id: NodeId) -> Vec<(&'static str, f64)> {
 }
 
 pub fn channel(world: &World, id: NodeId, name: &str) -> Option<f64> {
-    channels(world, id).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    channels(world, id)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }

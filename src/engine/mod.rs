@@ -62,10 +62,13 @@ impl Engine {
     pub fn new(project: Project, rt: tokio::runtime::Handle) -> (Engine, EventReceiver) {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
         let scripts = ScriptHost::new(&project.settings.script);
-        let world = World {
+        let mut world = World {
             project,
             ..World::default()
         };
+        for node in &world.project.nodes {
+            world.nodes.insert(node.id, NodeState::default());
+        }
         let engine = Engine {
             world,
             scripts,
@@ -134,6 +137,9 @@ impl Engine {
             console,
             ..World::default()
         };
+        for node in &self.world.project.nodes {
+            self.world.nodes.insert(node.id, NodeState::default());
+        }
         if was_started {
             self.start();
         }
@@ -197,7 +203,10 @@ impl Engine {
         let start = Instant::now();
         if f(self) {
             let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
-            let start_in_frame_ms = start.saturating_duration_since(self.frame_start).as_secs_f64() * 1000.0;
+            let start_in_frame_ms = start
+                .saturating_duration_since(self.frame_start)
+                .as_secs_f64()
+                * 1000.0;
             let frame = self.world.frame;
             if let Some(state) = self.world.nodes.get_mut(&id) {
                 state.cook.record(frame, start_in_frame_ms, duration_ms);
@@ -211,14 +220,24 @@ impl Engine {
         let Some(text_node) = self.world.callbacks_node(owner) else {
             return CallOutcome::Missing;
         };
-        let Some(text) = self.world.project.node(text_node).and_then(|n| n.text.as_deref()) else {
+        let Some(text) = self
+            .world
+            .project
+            .node(text_node)
+            .and_then(|n| n.text.as_deref())
+        else {
             return CallOutcome::Missing;
         };
         let compiled = match self.scripts.compile(text_node, text) {
             Ok(compiled) => compiled,
             Err((error, first_report)) => {
                 if first_report {
-                    self.report_script_error(owner, text_node, &format!("compiling {}", self.world.node_name(text_node)), &error);
+                    self.report_script_error(
+                        owner,
+                        text_node,
+                        &format!("compiling {}", self.world.node_name(text_node)),
+                        &error,
+                    );
                 }
                 return CallOutcome::Failed(error.message);
             }
@@ -226,7 +245,10 @@ impl Engine {
         if !compiled.defines(func, args.len()) {
             return CallOutcome::Missing;
         }
-        match self.scripts.call(&mut self.world, owner, &compiled, func, args) {
+        match self
+            .scripts
+            .call(&mut self.world, owner, &compiled, func, args)
+        {
             Ok(value) => CallOutcome::Done(value),
             Err(error) => {
                 self.report_script_error(owner, text_node, func, &error);
@@ -235,7 +257,13 @@ impl Engine {
         }
     }
 
-    fn report_script_error(&mut self, owner: NodeId, text_node: NodeId, context: &str, error: &CallError) {
+    fn report_script_error(
+        &mut self,
+        owner: NodeId,
+        text_node: NodeId,
+        context: &str,
+        error: &CallError,
+    ) {
         let node_error = NodeError {
             text: format!("{context}: {}", error.message),
             script_node: Some(text_node),

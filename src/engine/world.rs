@@ -149,12 +149,16 @@ pub fn resolve_env(value: &str) -> Result<String, String> {
     let Some(name) = value.strip_prefix('$') else {
         return Ok(value.to_string());
     };
-    let looks_like_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let looks_like_name = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !looks_like_name {
         return Ok(value.to_string());
     }
-    std::env::var(name).map_err(|_| format!("environment variable {name} is not set (the parameter says ${name})"))
+    std::env::var(name)
+        .map_err(|_| format!("environment variable {name} is not set (the parameter says ${name})"))
 }
 
 impl World {

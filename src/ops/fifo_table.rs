@@ -87,7 +87,9 @@ impl FifoTable {
 
     /// The message text of row `row` (1-based; row 0 is the heading).
     pub fn message(&self, row: usize) -> Option<&str> {
-        row.checked_sub(1).and_then(|i| self.rows.get(i)).map(String::as_str)
+        row.checked_sub(1)
+            .and_then(|i| self.rows.get(i))
+            .map(String::as_str)
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {
@@ -95,10 +97,21 @@ impl FifoTable {
             return None;
         }
         if row == 0 {
-            return Some(if col == 0 { MESSAGE_HEADING } else { BYTES_HEADING }.to_string());
+            return Some(
+                if col == 0 {
+                    MESSAGE_HEADING
+                } else {
+                    BYTES_HEADING
+                }
+                .to_string(),
+            );
         }
         let message = self.message(row)?;
-        Some(if col == 0 { message.to_string() } else { hex_bytes(message.as_bytes()) })
+        Some(if col == 0 {
+            message.to_string()
+        } else {
+            hex_bytes(message.as_bytes())
+        })
     }
 }
 

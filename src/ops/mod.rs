@@ -59,8 +59,16 @@ impl Input {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParKind {
     Toggle(bool),
-    Int { default: i64, min: i64, max: i64 },
-    Float { default: f64, min: f64, max: f64 },
+    Int {
+        default: i64,
+        min: i64,
+        max: i64,
+    },
+    Float {
+        default: f64,
+        min: f64,
+        max: f64,
+    },
     Str(&'static str),
     /// One of `items` (token, label).
     Menu {
@@ -68,7 +76,9 @@ pub enum ParKind {
         items: &'static [(&'static str, &'static str)],
     },
     /// A path; `extensions` filter the native picker.
-    File { extensions: &'static [&'static str] },
+    File {
+        extensions: &'static [&'static str],
+    },
     /// A string shown masked (certificate password); `$NAME` keeps it out of the file.
     Password,
     /// A button: no stored value, it fires an action.
@@ -257,15 +267,24 @@ use crate::net::NetEvent;
 use crate::project::{Node, NodeId};
 
 /// Creates a node of `kind` named `name` (or the next free `<stem>N`), with default parameters.
-pub fn create(engine: &mut Engine, kind: OpKind, name: Option<&str>, pos: (f32, f32)) -> Result<Vec<NodeId>, CommandError> {
+pub fn create(
+    engine: &mut Engine,
+    kind: OpKind,
+    name: Option<&str>,
+    pos: (f32, f32),
+) -> Result<Vec<NodeId>, CommandError> {
     let world = engine.world_mut();
     let name = match name {
         Some(name) => {
             if !crate::project::validate_name(name) {
-                return Err(CommandError::Invalid(format!("\"{name}\" is not a valid name")));
+                return Err(CommandError::Invalid(format!(
+                    "\"{name}\" is not a valid name"
+                )));
             }
             if world.project.node_by_name(name).is_some() {
-                return Err(CommandError::Invalid(format!("a node named \"{name}\" already exists")));
+                return Err(CommandError::Invalid(format!(
+                    "a node named \"{name}\" already exists"
+                )));
             }
             name.to_string()
         }

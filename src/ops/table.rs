@@ -12,7 +12,9 @@ pub const PARAMS: &[ParDef] = &{
             token: "file",
             label: "File",
             page: PAGE,
-            kind: ParKind::File { extensions: &["csv", "tsv", "txt", "dat"] },
+            kind: ParKind::File {
+                extensions: &["csv", "tsv", "txt", "dat"],
+            },
             help: "CSV (.csv) or tab-separated (any other extension) file to load from or write to.",
         },
         ParDef {
@@ -96,7 +98,11 @@ pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
         return false;
     };
     let rows = (0..dat.num_rows())
-        .map(|r| (0..dat.num_cols()).map(|c| dat.cell(r, c).unwrap_or_default()).collect())
+        .map(|r| {
+            (0..dat.num_cols())
+                .map(|c| dat.cell(r, c).unwrap_or_default())
+                .collect()
+        })
         .collect();
     if let Ok(table) = world.table_mut(id) {
         *table = Table::from_rows(rows);
@@ -109,7 +115,10 @@ pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
 
 fn load(engine: &mut Engine, id: NodeId) {
     let world = engine.world_mut();
-    match world.file_par(id, "file").and_then(|path| Table::load(&path)) {
+    match world
+        .file_par(id, "file")
+        .and_then(|path| Table::load(&path))
+    {
         Ok(table) => {
             if let Ok(slot) = world.table_mut(id) {
                 *slot = table;
@@ -122,8 +131,15 @@ fn load(engine: &mut Engine, id: NodeId) {
 
 fn write(engine: &mut Engine, id: NodeId) {
     let world = engine.world_mut();
-    let table = world.project.node(id).and_then(|n| n.table.clone()).unwrap_or_default();
-    match world.file_par(id, "file").and_then(|path| table.save(&path).map(|_| path)) {
+    let table = world
+        .project
+        .node(id)
+        .and_then(|n| n.table.clone())
+        .unwrap_or_default();
+    match world
+        .file_par(id, "file")
+        .and_then(|path| table.save(&path).map(|_| path))
+    {
         Ok(path) => world.log(Level::Info, Some(id), format!("wrote {}", path.display())),
         Err(e) => world.set_status_error(id, Some(e)),
     }

@@ -11,7 +11,9 @@ pub const PARAMS: &[ParDef] = &{
             token: "file",
             label: "File",
             page: PAGE,
-            kind: ParKind::File { extensions: &["txt", "rhai", "dat", "html", "css", "js", "json"] },
+            kind: ParKind::File {
+                extensions: &["txt", "rhai", "dat", "html", "css", "js", "json"],
+            },
             help: "Text file to load from or write to.",
         },
         ParDef {
@@ -62,9 +64,9 @@ pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
 
 fn load(engine: &mut Engine, id: NodeId) {
     let world = engine.world_mut();
-    let result = world
-        .file_par(id, "file")
-        .and_then(|path| std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display())));
+    let result = world.file_par(id, "file").and_then(|path| {
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    });
     match result {
         Ok(text) => {
             if let Some(slot) = world.project.node_mut(id).and_then(|n| n.text.as_mut()) {
@@ -79,7 +81,11 @@ fn load(engine: &mut Engine, id: NodeId) {
 
 fn write(engine: &mut Engine, id: NodeId) {
     let world = engine.world_mut();
-    let text = world.project.node(id).and_then(|n| n.text.clone()).unwrap_or_default();
+    let text = world
+        .project
+        .node(id)
+        .and_then(|n| n.text.clone())
+        .unwrap_or_default();
     let result = world.file_par(id, "file").and_then(|path| {
         crate::project::write_atomic(&path, text.as_bytes())
             .map(|_| path.clone())

@@ -20,7 +20,14 @@ impl std::fmt::Display for LoadError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )
         }
     }
 }
@@ -35,7 +42,12 @@ pub struct SaveError {
 
 impl std::fmt::Display for SaveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "could not save {}: {}", self.file.display(), self.message)
+        write!(
+            f,
+            "could not save {}: {}",
+            self.file.display(),
+            self.message
+        )
     }
 }
 
@@ -53,12 +65,14 @@ pub fn load_file(path: &Path) -> Result<Project, LoadError> {
 
 /// Parses and validates a project; `file` is only used to name the source in errors.
 pub fn load_str(text: &str, file: &Path) -> Result<Project, LoadError> {
-    let mut project: Project = ron::Options::default().from_str(text).map_err(|e| LoadError {
-        file: file.to_path_buf(),
-        line: e.span.start.line,
-        col: e.span.start.col,
-        message: e.code.to_string(),
-    })?;
+    let mut project: Project = ron::Options::default()
+        .from_str(text)
+        .map_err(|e| LoadError {
+            file: file.to_path_buf(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: e.code.to_string(),
+        })?;
     if project.version > FORMAT_VERSION {
         return Err(LoadError {
             file: file.to_path_buf(),
@@ -87,11 +101,24 @@ pub fn load_str(text: &str, file: &Path) -> Result<Project, LoadError> {
 pub fn to_ron_string(project: &Project) -> Result<String, ron::Error> {
     let mut sorted = project.clone();
     sorted.normalize();
+    // A Table DAT fed by a source input holds a copy, made again when the project runs.
+    let mirrors: Vec<_> = sorted
+        .wires
+        .iter()
+        .filter(|w| w.input == crate::ops::Input::Source)
+        .map(|w| w.to)
+        .collect();
     // Like TouchDesigner, files record only the parameters that differ from their defaults.
     for node in &mut sorted.nodes {
+        if mirrors.contains(&node.id)
+            && let Some(table) = &mut node.table
+        {
+            table.rows.clear();
+        }
         let kind = node.kind;
-        node.params
-            .retain(|token, value| kind.param(token).and_then(|d| d.default_value()).as_ref() != Some(value));
+        node.params.retain(|token, value| {
+            kind.param(token).and_then(|d| d.default_value()).as_ref() != Some(value)
+        });
     }
     let config = ron::ser::PrettyConfig::new()
         .indentor("    ")

@@ -63,7 +63,10 @@ fn tokens(text: &str) -> Vec<(usize, Tok)> {
                     i += 1;
                 }
                 i += 1;
-                out.push((start, Tok::Word(String::from_utf8_lossy(&word).into_owned())));
+                out.push((
+                    start,
+                    Tok::Word(String::from_utf8_lossy(&word).into_owned()),
+                ));
             }
             b'r' if matches!(bytes.get(i + 1), Some(b'#') | Some(b'"')) => {
                 let start = i;
@@ -75,17 +78,23 @@ fn tokens(text: &str) -> Vec<(usize, Tok)> {
                 }
                 i += 1; // opening quote
                 let body_start = i;
-                let closing: Vec<u8> = std::iter::once(b'"').chain(std::iter::repeat_n(b'#', hashes)).collect();
+                let closing: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
                 while i < bytes.len() && !bytes[i..].starts_with(&closing) {
                     i += 1;
                 }
-                let body = String::from_utf8_lossy(&bytes[body_start..i.min(bytes.len())]).into_owned();
+                let body =
+                    String::from_utf8_lossy(&bytes[body_start..i.min(bytes.len())]).into_owned();
                 i += closing.len();
                 out.push((start, Tok::Word(body)));
             }
             c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' => {
                 let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'-' | b'.' | b'+')) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'-' | b'.' | b'+'))
+                {
                     i += 1;
                 }
                 out.push((start, Tok::Word(text[start..i].to_string())));
@@ -108,7 +117,11 @@ fn list_elements(toks: &[(usize, Tok)], field: &str) -> Vec<(usize, usize)> {
         match &toks[i].1 {
             Tok::Open => depth += 1,
             Tok::Close => depth = depth.saturating_sub(1),
-            Tok::Word(w) if depth == 1 && w == field && toks.get(i + 1).map(|t| &t.1) == Some(&Tok::Colon) => {
+            Tok::Word(w)
+                if depth == 1
+                    && w == field
+                    && toks.get(i + 1).map(|t| &t.1) == Some(&Tok::Colon) =>
+            {
                 if toks.get(i + 2).map(|t| &t.1) != Some(&Tok::Open) {
                     return Vec::new();
                 }
@@ -150,7 +163,11 @@ fn split_list(toks: &[(usize, Tok)], first: usize) -> Vec<(usize, usize)> {
 pub enum Location {
     Start,
     Field(&'static str),
-    Element { list: &'static str, index: usize, key: Option<String> },
+    Element {
+        list: &'static str,
+        index: usize,
+        key: Option<String>,
+    },
 }
 
 /// 1-based line and column of `location` in `text`; falls back to the enclosing element, then 1:1.
@@ -162,16 +179,20 @@ pub fn line_col(text: &str, location: &Location) -> (usize, usize) {
             (Tok::Word(word), Tok::Colon) if word == field => Some(w[0].0),
             _ => None,
         }),
-        Location::Element { list, index, key } => list_elements(&toks, list).get(*index).map(|&(start, end)| {
-            key.as_ref()
-                .and_then(|key| {
-                    toks[start..end].windows(2).find_map(|w| match (&w[0].1, &w[1].1) {
-                        (Tok::Word(word), Tok::Colon) if word == key => Some(w[0].0),
-                        _ => None,
+        Location::Element { list, index, key } => {
+            list_elements(&toks, list).get(*index).map(|&(start, end)| {
+                key.as_ref()
+                    .and_then(|key| {
+                        toks[start..end]
+                            .windows(2)
+                            .find_map(|w| match (&w[0].1, &w[1].1) {
+                                (Tok::Word(word), Tok::Colon) if word == key => Some(w[0].0),
+                                _ => None,
+                            })
                     })
-                })
-                .unwrap_or(toks[start].0)
-        }),
+                    .unwrap_or(toks[start].0)
+            })
+        }
     };
     offset.map_or((1, 1), |o| offset_to_line_col(text, o))
 }
@@ -192,7 +213,14 @@ mod tests {
     #[test]
     fn finds_elements_and_keys() {
         let at = |list, index, key: Option<&str>| {
-            line_col(TEXT, &Location::Element { list, index, key: key.map(str::to_string) })
+            line_col(
+                TEXT,
+                &Location::Element {
+                    list,
+                    index,
+                    key: key.map(str::to_string),
+                },
+            )
         };
         assert_eq!(at("nodes", 0, None), (3, 9));
         assert_eq!(at("nodes", 1, Some("name")), (6, 10));

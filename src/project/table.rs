@@ -43,7 +43,10 @@ impl<'de> Deserialize<'de> for Table {
                     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                         f.write_str("a row of strings, like (\"a\", \"b\")")
                     }
-                    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Row, A::Error> {
                         let mut cells = Vec::new();
                         while let Some(cell) = seq.next_element::<String>()? {
                             cells.push(cell);
@@ -196,12 +199,14 @@ impl Table {
 
     pub fn load(path: &std::path::Path) -> Result<Table, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Table::parse(&text, Delimited::from_path(path)).map_err(|e| format!("{}: {e}", path.display()))
+        Table::parse(&text, Delimited::from_path(path))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
         let text = self.write(Delimited::from_path(path))?;
-        super::file::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        super::file::write_atomic(path, text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -221,10 +226,17 @@ mod tests {
 
     #[test]
     fn ron_rows_round_trip_including_one_cell_and_empty_rows() {
-        let t = Table::from_rows(vec![vec!["only".into()], vec![], vec!["a".into(), "b".into()]]);
+        let t = Table::from_rows(vec![
+            vec!["only".into()],
+            vec![],
+            vec!["a".into(), "b".into()],
+        ]);
         let text = ron::to_string(&t).unwrap();
         assert_eq!(ron::from_str::<Table>(&text).unwrap(), t, "{text}");
-        assert_eq!(ron::from_str::<Table>(r#"[["x", "y"]]"#).unwrap().rows, vec![vec!["x", "y"]]);
+        assert_eq!(
+            ron::from_str::<Table>(r#"[["x", "y"]]"#).unwrap().rows,
+            vec![vec!["x", "y"]]
+        );
     }
 
     #[test]

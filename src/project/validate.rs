@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::locate::{Location, line_col};
 use super::{ParValue, Project, Table};
-use crate::ops::{ParKind, ParDef};
+use crate::ops::{ParDef, ParKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationError {
@@ -17,14 +17,22 @@ impl ValidationError {
     fn node(index: usize, key: Option<&str>, message: String) -> Self {
         Self {
             message,
-            location: Location::Element { list: "nodes", index, key: key.map(str::to_string) },
+            location: Location::Element {
+                list: "nodes",
+                index,
+                key: key.map(str::to_string),
+            },
         }
     }
 
     fn wire(index: usize, key: Option<&str>, message: String) -> Self {
         Self {
             message,
-            location: Location::Element { list: "wires", index, key: key.map(str::to_string) },
+            location: Location::Element {
+                list: "wires",
+                index,
+                key: key.map(str::to_string),
+            },
         }
     }
 
@@ -43,14 +51,24 @@ pub fn is_valid_name(name: &str) -> bool {
 /// Checks a value against its parameter definition, converting where the meaning is plain
 /// (an integer where a number is expected). Returns the value to store.
 pub fn check_value(def: &ParDef, value: &ParValue) -> Result<ParValue, String> {
-    let wrong = || format!("parameter `{}` expects {}, found {}", def.token, expected(def), value.type_name());
+    let wrong = || {
+        format!(
+            "parameter `{}` expects {}, found {}",
+            def.token,
+            expected(def),
+            value.type_name()
+        )
+    };
     match (def.kind, value) {
         (ParKind::Toggle(_), ParValue::Bool(_)) => Ok(value.clone()),
         (ParKind::Int { min, max, .. }, ParValue::Int(i)) => {
             if (min..=max).contains(i) {
                 Ok(value.clone())
             } else {
-                Err(format!("parameter `{}` is {i}, outside {min}..={max}", def.token))
+                Err(format!(
+                    "parameter `{}` is {i}, outside {min}..={max}",
+                    def.token
+                ))
             }
         }
         (ParKind::Float { min, max, .. }, ParValue::Int(_) | ParValue::Float(_)) => {
@@ -62,7 +80,10 @@ pub fn check_value(def: &ParDef, value: &ParValue) -> Result<ParValue, String> {
             if x >= min && x <= max {
                 Ok(ParValue::Float(x))
             } else {
-                Err(format!("parameter `{}` is {x}, outside {min}..={max}", def.token))
+                Err(format!(
+                    "parameter `{}` is {x}, outside {min}..={max}",
+                    def.token
+                ))
             }
         }
         (ParKind::Menu { items, .. }, ParValue::Str(s)) => {
@@ -70,14 +91,24 @@ pub fn check_value(def: &ParDef, value: &ParValue) -> Result<ParValue, String> {
                 Ok(value.clone())
             } else {
                 let names: Vec<&str> = items.iter().map(|(t, _)| *t).collect();
-                Err(format!("parameter `{}` is \"{s}\", not one of {}", def.token, names.join(", ")))
+                Err(format!(
+                    "parameter `{}` is \"{s}\", not one of {}",
+                    def.token,
+                    names.join(", ")
+                ))
             }
         }
-        (ParKind::Str(_) | ParKind::File { .. } | ParKind::Password, ParValue::Str(_)) => Ok(value.clone()),
+        (ParKind::Str(_) | ParKind::File { .. } | ParKind::Password, ParValue::Str(_)) => {
+            Ok(value.clone())
+        }
         (ParKind::Pulse | ParKind::Op(_), _) => Err(format!(
             "parameter `{}` is not stored in the file ({})",
             def.token,
-            if matches!(def.kind, ParKind::Pulse) { "it is a pulse" } else { "it is set by a wire" }
+            if matches!(def.kind, ParKind::Pulse) {
+                "it is a pulse"
+            } else {
+                "it is set by a wire"
+            }
         )),
         _ => Err(wrong()),
     }
@@ -113,17 +144,28 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
     let mut names = HashSet::new();
     for (index, node) in project.nodes.iter_mut().enumerate() {
         if !ids.insert(node.id) {
-            return Err(ValidationError::node(index, Some("id"), format!("duplicate node id {}", node.id.0)));
+            return Err(ValidationError::node(
+                index,
+                Some("id"),
+                format!("duplicate node id {}", node.id.0),
+            ));
         }
         if !is_valid_name(&node.name) {
             return Err(ValidationError::node(
                 index,
                 Some("name"),
-                format!("node name \"{}\" is not valid: use letters, digits and _, not starting with a digit", node.name),
+                format!(
+                    "node name \"{}\" is not valid: use letters, digits and _, not starting with a digit",
+                    node.name
+                ),
             ));
         }
         if !names.insert(node.name.clone()) {
-            return Err(ValidationError::node(index, Some("name"), format!("duplicate node name \"{}\"", node.name)));
+            return Err(ValidationError::node(
+                index,
+                Some("name"),
+                format!("duplicate node name \"{}\"", node.name),
+            ));
         }
         let kind = node.kind;
         for (token, value) in node.params.iter_mut() {
@@ -131,10 +173,16 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
                 return Err(ValidationError::node(
                     index,
                     Some(token),
-                    format!("{} \"{}\" has no parameter `{token}`", kind.label(), node.name),
+                    format!(
+                        "{} \"{}\" has no parameter `{token}`",
+                        kind.label(),
+                        node.name
+                    ),
                 ));
             };
-            *value = check_value(def, value).map_err(|e| ValidationError::node(index, Some(token), format!("node \"{}\": {e}", node.name)))?;
+            *value = check_value(def, value).map_err(|e| {
+                ValidationError::node(index, Some(token), format!("node \"{}\": {e}", node.name))
+            })?;
         }
         for def in kind.params() {
             if let Some(default) = def.default_value() {
@@ -144,14 +192,22 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
         match (kind.has_text(), node.text.is_some()) {
             (true, false) => node.text = Some(String::new()),
             (false, true) => {
-                return Err(ValidationError::node(index, Some("text"), format!("{} \"{}\" holds no text", kind.label(), node.name)));
+                return Err(ValidationError::node(
+                    index,
+                    Some("text"),
+                    format!("{} \"{}\" holds no text", kind.label(), node.name),
+                ));
             }
             _ => {}
         }
         match (kind.has_table(), node.table.is_some()) {
             (true, false) => node.table = Some(Table::default()),
             (false, true) => {
-                return Err(ValidationError::node(index, Some("table"), format!("{} \"{}\" holds no table", kind.label(), node.name)));
+                return Err(ValidationError::node(
+                    index,
+                    Some("table"),
+                    format!("{} \"{}\" holds no table", kind.label(), node.name),
+                ));
             }
             _ => {}
         }
@@ -160,33 +216,59 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
     let mut pins = HashSet::new();
     for (index, wire) in project.wires.iter().enumerate() {
         let Some(from) = project.nodes.iter().find(|n| n.id == wire.from) else {
-            return Err(ValidationError::wire(index, Some("from"), format!("wire from node {}, which does not exist", wire.from.0)));
+            return Err(ValidationError::wire(
+                index,
+                Some("from"),
+                format!("wire from node {}, which does not exist", wire.from.0),
+            ));
         };
         let Some(to) = project.nodes.iter().find(|n| n.id == wire.to) else {
-            return Err(ValidationError::wire(index, Some("to"), format!("wire to node {}, which does not exist", wire.to.0)));
+            return Err(ValidationError::wire(
+                index,
+                Some("to"),
+                format!("wire to node {}, which does not exist", wire.to.0),
+            ));
         };
         if wire.from == wire.to {
-            return Err(ValidationError::wire(index, None, format!("\"{}\" is wired into itself", to.name)));
+            return Err(ValidationError::wire(
+                index,
+                None,
+                format!("\"{}\" is wired into itself", to.name),
+            ));
         }
         if !to.kind.inputs().contains(&wire.input) {
             return Err(ValidationError::wire(
                 index,
                 Some("input"),
-                format!("{} \"{}\" has no {:?} input", to.kind.label(), to.name, wire.input),
+                format!(
+                    "{} \"{}\" has no {:?} input",
+                    to.kind.label(),
+                    to.name,
+                    wire.input
+                ),
             ));
         }
         if !wire.input.accepts(from.kind) {
             return Err(ValidationError::wire(
                 index,
                 Some("from"),
-                format!("a {} cannot feed the {} of \"{}\"", from.kind.label(), wire.input.label(), to.name),
+                format!(
+                    "a {} cannot feed the {} of \"{}\"",
+                    from.kind.label(),
+                    wire.input.label(),
+                    to.name
+                ),
             ));
         }
         if !pins.insert((wire.to, wire.input)) {
             return Err(ValidationError::wire(
                 index,
                 Some("input"),
-                format!("the {} of \"{}\" is wired twice", wire.input.label(), to.name),
+                format!(
+                    "the {} of \"{}\" is wired twice",
+                    wire.input.label(),
+                    to.name
+                ),
             ));
         }
     }

@@ -34,7 +34,10 @@ struct RowHandle {
 #[derive(Clone, Copy, Debug)]
 struct AbsTime;
 
-fn with_op<R>(op: &OpHandle, f: impl FnOnce(&mut World, NodeId) -> Result<R, String>) -> RhaiResult<R> {
+fn with_op<R>(
+    op: &OpHandle,
+    f: impl FnOnce(&mut World, NodeId) -> Result<R, String>,
+) -> RhaiResult<R> {
     with_world(|world, _| {
         if world.project.node(op.id).is_none() {
             return Err(format!("operator {} no longer exists", op.id));
@@ -44,7 +47,9 @@ fn with_op<R>(op: &OpHandle, f: impl FnOnce(&mut World, NodeId) -> Result<R, Str
 }
 
 fn dat<'w>(world: &'w World, id: NodeId) -> Result<DatRef<'w>, String> {
-    world.dat(id).ok_or_else(|| format!("\"{}\" is not a DAT", world.node_name(id)))
+    world
+        .dat(id)
+        .ok_or_else(|| format!("\"{}\" is not a DAT", world.node_name(id)))
 }
 
 /// What goes into a cell: strings as they are, anything else as it prints.
@@ -70,7 +75,10 @@ fn resolve_row(dat: &DatRef, index: &Dynamic) -> Result<Option<usize>, String> {
     if index.is_string() {
         return Ok(dat.row_named(&to_cell(index)));
     }
-    Err(format!("a row index is a number or a name, not {}", index.type_name()))
+    Err(format!(
+        "a row index is a number or a name, not {}",
+        index.type_name()
+    ))
 }
 
 fn resolve_col(dat: &DatRef, index: &Dynamic) -> Result<Option<usize>, String> {
@@ -80,7 +88,10 @@ fn resolve_col(dat: &DatRef, index: &Dynamic) -> Result<Option<usize>, String> {
     if index.is_string() {
         return Ok(dat.col_named(&to_cell(index)));
     }
-    Err(format!("a column index is a number or a name, not {}", index.type_name()))
+    Err(format!(
+        "a column index is a number or a name, not {}",
+        index.type_name()
+    ))
 }
 
 fn par_value_to_dynamic(value: ParValue) -> Dynamic {
@@ -106,17 +117,21 @@ fn dynamic_to_par_value(value: &Dynamic) -> Result<ParValue, String> {
         return Ok(ParValue::Str(to_cell(value)));
     }
     if let Some(op) = value.read_lock::<OpHandle>() {
-        return with_world(|world, _| Ok(ParValue::Str(world.node_name(op.id).to_string()))).map_err(|e| e.to_string());
+        return with_world(|world, _| Ok(ParValue::Str(world.node_name(op.id).to_string())))
+            .map_err(|e| e.to_string());
     }
     Err(format!("a parameter cannot hold {}", value.type_name()))
 }
 
 fn read_par(world: &World, id: NodeId, token: &str) -> Result<Dynamic, String> {
     let node = world.project.node(id).ok_or("operator vanished")?;
-    let def = node
-        .kind
-        .param(token)
-        .ok_or_else(|| format!("{} \"{}\" has no parameter `{token}`", node.kind.label(), node.name))?;
+    let def = node.kind.param(token).ok_or_else(|| {
+        format!(
+            "{} \"{}\" has no parameter `{token}`",
+            node.kind.label(),
+            node.name
+        )
+    })?;
     Ok(match def.kind {
         ParKind::Pulse => false.into(),
         ParKind::Op(_) => world
@@ -124,8 +139,16 @@ fn read_par(world: &World, id: NodeId, token: &str) -> Result<Dynamic, String> {
             .map(|n| world.node_name(n).to_string())
             .unwrap_or_default()
             .into(),
-        ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. } => world.par_str(id, token)?.into(),
-        _ => par_value_to_dynamic(world.par(id, token).cloned().or_else(|| def.default_value()).unwrap_or(ParValue::Bool(false))),
+        ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. } => {
+            world.par_str(id, token)?.into()
+        }
+        _ => par_value_to_dynamic(
+            world
+                .par(id, token)
+                .cloned()
+                .or_else(|| def.default_value())
+                .unwrap_or(ParValue::Bool(false)),
+        ),
     })
 }
 
@@ -148,8 +171,12 @@ pub fn register(engine: &mut rhai::Engine) {
         "absTime" => Ok(Some(Dynamic::from(AbsTime))),
         _ => Ok(None),
     });
-    engine.register_get("frame", |_: &mut AbsTime| with_world(|w, _| Ok(w.frame as i64)));
-    engine.register_get("seconds", |_: &mut AbsTime| with_world(|w, _| Ok(w.started.elapsed().as_secs_f64())));
+    engine.register_get("frame", |_: &mut AbsTime| {
+        with_world(|w, _| Ok(w.frame as i64))
+    });
+    engine.register_get("seconds", |_: &mut AbsTime| {
+        with_world(|w, _| Ok(w.started.elapsed().as_secs_f64()))
+    });
 
     engine.on_print(|text| {
         let _ = with_world(|world, owner| {
@@ -187,10 +214,17 @@ pub fn register(engine: &mut rhai::Engine) {
 }
 
 fn register_op(engine: &mut rhai::Engine) {
-    engine.register_get("name", |op: &mut OpHandle| with_op(op, |w, id| Ok(w.node_name(id).to_string())));
+    engine.register_get("name", |op: &mut OpHandle| {
+        with_op(op, |w, id| Ok(w.node_name(id).to_string()))
+    });
     engine.register_get("id", |op: &mut OpHandle| op.id.0 as i64);
     engine.register_get("type", |op: &mut OpHandle| {
-        with_op(op, |w, id| Ok(w.project.node(id).map_or("", |n| n.kind.type_name()).to_string()))
+        with_op(op, |w, id| {
+            Ok(w.project
+                .node(id)
+                .map_or("", |n| n.kind.type_name())
+                .to_string())
+        })
     });
     engine.register_fn("to_string", |op: &mut OpHandle| {
         with_op(op, |w, id| Ok(format!("op(\"{}\")", w.node_name(id))))
@@ -198,36 +232,68 @@ fn register_op(engine: &mut rhai::Engine) {
     engine.register_fn("==", |a: OpHandle, b: OpHandle| a == b);
     engine.register_fn("!=", |a: OpHandle, b: OpHandle| a != b);
 
-    engine.register_get_set("par", |op: &mut OpHandle| ParHandle { id: op.id }, |_: &mut OpHandle, _: ParHandle| {});
+    engine.register_get_set(
+        "par",
+        |op: &mut OpHandle| ParHandle { id: op.id },
+        |_: &mut OpHandle, _: ParHandle| {},
+    );
     // Any property of `par` is a parameter token (Rhai falls back to the string indexer).
     engine.register_indexer_get_set(
-        |par: &mut ParHandle, token: &str| -> RhaiResult<Dynamic> { with_world(|w, _| read_par(w, par.id, token)) },
-        |par: &mut ParHandle, token: &str, value: Dynamic| -> RhaiResult<()> { with_world(|w, _| write_par(w, par.id, token, &value)) },
+        |par: &mut ParHandle, token: &str| -> RhaiResult<Dynamic> {
+            with_world(|w, _| read_par(w, par.id, token))
+        },
+        |par: &mut ParHandle, token: &str, value: Dynamic| -> RhaiResult<()> {
+            with_world(|w, _| write_par(w, par.id, token, &value))
+        },
     );
-    engine.register_fn("pulse", |op: &mut OpHandle, token: &str| -> RhaiResult<()> {
-        with_op(op, |w, id| w.set_param(id, token, ParValue::Bool(true)).map_err(|e| e.to_string()))
-    });
+    engine.register_fn(
+        "pulse",
+        |op: &mut OpHandle, token: &str| -> RhaiResult<()> {
+            with_op(op, |w, id| {
+                w.set_param(id, token, ParValue::Bool(true))
+                    .map_err(|e| e.to_string())
+            })
+        },
+    );
 
-    engine.register_fn("store", |op: &mut OpHandle, key: &str, value: Dynamic| -> RhaiResult<Dynamic> {
-        with_op(op, |w, id| {
-            w.state_mut(id).store.insert(key.into(), value.clone());
-            Ok(value)
-        })
-    });
-    engine.register_fn("fetch", |op: &mut OpHandle, key: &str, default: Dynamic| -> RhaiResult<Dynamic> {
-        with_op(op, |w, id| Ok(w.state(id).and_then(|s| s.store.get(key)).cloned().unwrap_or(default)))
-    });
-    engine.register_fn("unstore", |op: &mut OpHandle, key: &str| -> RhaiResult<()> {
-        with_op(op, |w, id| {
-            w.state_mut(id).store.remove(key);
-            Ok(())
-        })
-    });
+    engine.register_fn(
+        "store",
+        |op: &mut OpHandle, key: &str, value: Dynamic| -> RhaiResult<Dynamic> {
+            with_op(op, |w, id| {
+                w.state_mut(id).store.insert(key.into(), value.clone());
+                Ok(value)
+            })
+        },
+    );
+    engine.register_fn(
+        "fetch",
+        |op: &mut OpHandle, key: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+            with_op(op, |w, id| {
+                Ok(w.state(id)
+                    .and_then(|s| s.store.get(key))
+                    .cloned()
+                    .unwrap_or(default))
+            })
+        },
+    );
+    engine.register_fn(
+        "unstore",
+        |op: &mut OpHandle, key: &str| -> RhaiResult<()> {
+            with_op(op, |w, id| {
+                w.state_mut(id).store.remove(key);
+                Ok(())
+            })
+        },
+    );
 }
 
 fn register_tables(engine: &mut rhai::Engine) {
-    engine.register_get("numRows", |op: &mut OpHandle| with_op(op, |w, id| Ok(dat(w, id)?.num_rows() as i64)));
-    engine.register_get("numCols", |op: &mut OpHandle| with_op(op, |w, id| Ok(dat(w, id)?.num_cols() as i64)));
+    engine.register_get("numRows", |op: &mut OpHandle| {
+        with_op(op, |w, id| Ok(dat(w, id)?.num_rows() as i64))
+    });
+    engine.register_get("numCols", |op: &mut OpHandle| {
+        with_op(op, |w, id| Ok(dat(w, id)?.num_cols() as i64))
+    });
     engine.register_get_set(
         "text",
         |op: &mut OpHandle| with_op(op, |w, id| Ok(dat(w, id)?.text())),
@@ -259,7 +325,13 @@ fn register_tables(engine: &mut rhai::Engine) {
         with_op(op, |w, id| {
             let d = dat(w, id)?;
             Ok((0..d.num_rows())
-                .map(|r| Dynamic::from_array((0..d.num_cols()).map(|c| d.cell(r, c).unwrap_or_default().into()).collect()))
+                .map(|r| {
+                    Dynamic::from_array(
+                        (0..d.num_cols())
+                            .map(|c| d.cell(r, c).unwrap_or_default().into())
+                            .collect(),
+                    )
+                })
                 .collect::<Array>())
         })
     });
@@ -267,7 +339,11 @@ fn register_tables(engine: &mut rhai::Engine) {
         with_op(op, |w, id| {
             let d = dat(w, id)?;
             Ok(match resolve_row(&d, &row)? {
-                Some(r) => Dynamic::from_array((0..d.num_cols()).map(|c| d.cell(r, c).unwrap_or_default().into()).collect()),
+                Some(r) => Dynamic::from_array(
+                    (0..d.num_cols())
+                        .map(|c| d.cell(r, c).unwrap_or_default().into())
+                        .collect(),
+                ),
                 None => Dynamic::UNIT,
             })
         })
@@ -276,23 +352,34 @@ fn register_tables(engine: &mut rhai::Engine) {
         with_op(op, |w, id| {
             let d = dat(w, id)?;
             Ok(match resolve_col(&d, &col)? {
-                Some(c) => Dynamic::from_array((0..d.num_rows()).map(|r| d.cell(r, c).unwrap_or_default().into()).collect()),
+                Some(c) => Dynamic::from_array(
+                    (0..d.num_rows())
+                        .map(|r| d.cell(r, c).unwrap_or_default().into())
+                        .collect(),
+                ),
                 None => Dynamic::UNIT,
             })
         })
     });
     engine.register_fn("appendRow", |op: &mut OpHandle, values: Array| {
-        with_op(op, |w, id| Ok(w.table_mut(id)?.append_row(to_row(values)) as i64))
-    });
-    engine.register_fn("insertRow", |op: &mut OpHandle, values: Array| {
-        with_op(op, |w, id| Ok(w.table_mut(id)?.insert_row(0, to_row(values)) as i64))
-    });
-    engine.register_fn("insertRow", |op: &mut OpHandle, values: Array, before: Dynamic| {
         with_op(op, |w, id| {
-            let at = resolve_row(&dat(w, id)?, &before)?.ok_or("insertRow: no such row")?;
-            Ok(w.table_mut(id)?.insert_row(at, to_row(values)) as i64)
+            Ok(w.table_mut(id)?.append_row(to_row(values)) as i64)
         })
     });
+    engine.register_fn("insertRow", |op: &mut OpHandle, values: Array| {
+        with_op(op, |w, id| {
+            Ok(w.table_mut(id)?.insert_row(0, to_row(values)) as i64)
+        })
+    });
+    engine.register_fn(
+        "insertRow",
+        |op: &mut OpHandle, values: Array, before: Dynamic| {
+            with_op(op, |w, id| {
+                let at = resolve_row(&dat(w, id)?, &before)?.ok_or("insertRow: no such row")?;
+                Ok(w.table_mut(id)?.insert_row(at, to_row(values)) as i64)
+            })
+        },
+    );
     engine.register_fn("deleteRow", |op: &mut OpHandle, row: Dynamic| {
         with_op(op, |w, id| {
             let Some(r) = resolve_row(&dat(w, id)?, &row)? else {
@@ -302,16 +389,28 @@ fn register_tables(engine: &mut rhai::Engine) {
         })
     });
     engine.register_fn("clear", |op: &mut OpHandle| clear(op, false));
-    engine.register_fn("clear", |op: &mut OpHandle, keep_first_row: bool| clear(op, keep_first_row));
+    engine.register_fn("clear", |op: &mut OpHandle, keep_first_row: bool| {
+        clear(op, keep_first_row)
+    });
 
     // dat[r][c]: Rhai indexes with one key at a time, so `dat[r]` is a row and `[c]` its cell.
-    engine.register_indexer_get(|op: &mut OpHandle, row: rhai::INT| row_handle(op, Dynamic::from(row)));
-    engine.register_indexer_get(|op: &mut OpHandle, row: &str| row_handle(op, Dynamic::from(row.to_string())));
+    engine.register_indexer_get(|op: &mut OpHandle, row: rhai::INT| {
+        row_handle(op, Dynamic::from(row))
+    });
+    engine.register_indexer_get(|op: &mut OpHandle, row: &str| {
+        row_handle(op, Dynamic::from(row.to_string()))
+    });
     engine.register_indexer_set(|_: &mut OpHandle, _: rhai::INT, _: RowHandle| {});
     engine.register_indexer_set(|_: &mut OpHandle, _: &str, _: RowHandle| {});
-    engine.register_indexer_get(|row: &mut RowHandle, col: rhai::INT| read_cell(row, Dynamic::from(col)));
-    engine.register_indexer_get(|row: &mut RowHandle, col: &str| read_cell(row, Dynamic::from(col.to_string())));
-    engine.register_indexer_set(|row: &mut RowHandle, col: rhai::INT, value: Dynamic| write_cell(row, Dynamic::from(col), &value));
+    engine.register_indexer_get(|row: &mut RowHandle, col: rhai::INT| {
+        read_cell(row, Dynamic::from(col))
+    });
+    engine.register_indexer_get(|row: &mut RowHandle, col: &str| {
+        read_cell(row, Dynamic::from(col.to_string()))
+    });
+    engine.register_indexer_set(|row: &mut RowHandle, col: rhai::INT, value: Dynamic| {
+        write_cell(row, Dynamic::from(col), &value)
+    });
     engine.register_indexer_set(|row: &mut RowHandle, col: &str, value: Dynamic| {
         write_cell(row, Dynamic::from(col.to_string()), &value)
     });
@@ -337,7 +436,11 @@ fn row_handle(op: &mut OpHandle, row: Dynamic) -> RhaiResult<RowHandle> {
                 "\"{}\" has no row {row} (it has {} rows{})",
                 w.node_name(id),
                 d.num_rows(),
-                if row.is_string() { "; or no such property" } else { "" }
+                if row.is_string() {
+                    "; or no such property"
+                } else {
+                    ""
+                }
             )),
         }
     })
@@ -347,7 +450,8 @@ fn read_cell(row: &mut RowHandle, col: Dynamic) -> RhaiResult<Dynamic> {
     let row = *row;
     with_world(|w, _| {
         let d = dat(w, row.id)?;
-        let c = resolve_col(&d, &col)?.ok_or_else(|| format!("\"{}\" has no column {col}", w.node_name(row.id)))?;
+        let c = resolve_col(&d, &col)?
+            .ok_or_else(|| format!("\"{}\" has no column {col}", w.node_name(row.id)))?;
         Ok(d.cell(row.row, c).map_or(Dynamic::UNIT, Dynamic::from))
     })
 }
@@ -355,7 +459,8 @@ fn read_cell(row: &mut RowHandle, col: Dynamic) -> RhaiResult<Dynamic> {
 fn write_cell(row: &mut RowHandle, col: Dynamic, value: &Dynamic) -> RhaiResult<()> {
     let row = *row;
     with_world(|w, _| {
-        let c = resolve_col(&dat(w, row.id)?, &col)?.ok_or_else(|| format!("\"{}\" has no column {col}", w.node_name(row.id)))?;
+        let c = resolve_col(&dat(w, row.id)?, &col)?
+            .ok_or_else(|| format!("\"{}\" has no column {col}", w.node_name(row.id)))?;
         w.table_mut(row.id)?.set_cell(row.row, c, to_cell(value));
         Ok(())
     })
@@ -363,14 +468,19 @@ fn write_cell(row: &mut RowHandle, col: Dynamic, value: &Dynamic) -> RhaiResult<
 
 fn register_helpers(engine: &mut rhai::Engine) {
     engine.register_fn("parse_json", |text: &str| -> RhaiResult<Dynamic> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("parse_json: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("parse_json: {e}"))?;
         rhai::serde::to_dynamic(value)
     });
     engine.register_fn("to_json", |value: Dynamic| -> RhaiResult<String> {
         serde_json::to_string(&value).map_err(|e| format!("to_json: {e}").into())
     });
-    engine.register_fn("base64_encode", |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
-    engine.register_fn("base64_encode", |bytes: Blob| base64::engine::general_purpose::STANDARD.encode(bytes));
+    engine.register_fn("base64_encode", |text: &str| {
+        base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+    });
+    engine.register_fn("base64_encode", |bytes: Blob| {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    });
     engine.register_fn("base64_decode", |text: &str| -> RhaiResult<Blob> {
         base64::engine::general_purpose::STANDARD
             .decode(text.trim())

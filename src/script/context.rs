@@ -29,13 +29,20 @@ pub fn with_world_lent<R>(world: &mut World, owner: NodeId, f: impl FnOnce() -> 
         }
     }
     let taken = std::mem::take(world);
-    LENT.with(|l| *l.borrow_mut() = Some(Lent { world: taken, owner }));
+    LENT.with(|l| {
+        *l.borrow_mut() = Some(Lent {
+            world: taken,
+            owner,
+        })
+    });
     let _restore = Restore(world);
     f()
 }
 
 /// Gives an API function the lent world and the running callback's owner.
-pub fn with_world<R>(f: impl FnOnce(&mut World, NodeId) -> Result<R, String>) -> Result<R, Box<EvalAltResult>> {
+pub fn with_world<R>(
+    f: impl FnOnce(&mut World, NodeId) -> Result<R, String>,
+) -> Result<R, Box<EvalAltResult>> {
     LENT.with(|l| match l.try_borrow_mut() {
         Ok(mut slot) => match slot.as_mut() {
             Some(lent) => f(&mut lent.world, lent.owner).map_err(Into::into),

@@ -26,6 +26,7 @@ pub struct CallError {
 pub struct Compiled {
     ast: AST,
     functions: HashSet<(String, usize)>,
+    source: String,
 }
 
 impl Compiled {
@@ -77,7 +78,11 @@ impl ScriptHost {
 
     /// The compiled form of `text_node`'s `text`, compiling only when the text changed.
     /// On error, the flag says whether this is the first time this text failed (report it once).
-    pub fn compile(&mut self, text_node: NodeId, text: &str) -> Result<Arc<Compiled>, (CallError, bool)> {
+    pub fn compile(
+        &mut self,
+        text_node: NodeId,
+        text: &str,
+    ) -> Result<Arc<Compiled>, (CallError, bool)> {
         let text_hash = hash_text(text);
         if let Some(entry) = self.cache.get(&text_node)
             && entry.text_hash == text_hash
@@ -88,8 +93,15 @@ impl ScriptHost {
             .engine
             .compile(text)
             .map(|ast| {
-                let functions = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
-                Arc::new(Compiled { ast, functions })
+                let functions = ast
+                    .iter_functions()
+                    .map(|f| (f.name.to_string(), f.params.len()))
+                    .collect();
+                Arc::new(Compiled {
+                    ast,
+                    functions,
+                    source: text.to_string(),
+                })
             })
             .map_err(|e| CallError {
                 message: e.err_type().to_string(),
@@ -110,19 +122,69 @@ impl ScriptHost {
     }
 
     /// Calls `func` with `world` lent to the API for the duration of the call.
-    pub fn call(&self, world: &mut World, owner: NodeId, compiled: &Compiled, func: &str, args: Vec<Dynamic>) -> Result<Dynamic, CallError> {
+    pub fn call(
+        &self,
+        world: &mut World,
+        owner: NodeId,
+        compiled: &Compiled,
+        func: &str,
+        args: Vec<Dynamic>,
+    ) -> Result<Dynamic, CallError> {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         context::with_world_lent(world, owner, || {
             self.engine
-                .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &compiled.ast, func, args)
-                .map_err(|e| describe(&e))
+                .call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut Scope::new(),
+                    &compiled.ast,
+                    func,
+                    args,
+                )
+                .map_err(|e| {
+                    let mut error = describe(&e);
+                    if error.line.is_none() {
+                        error.line = runaway_line(&compiled.source, func);
+                    }
+                    error
+                })
         })
     }
 
     /// Evaluates a one-off expression with the API available (tests and the console use it).
-    pub fn eval(&self, world: &mut World, owner: NodeId, script: &str) -> Result<Dynamic, CallError> {
-        context::with_world_lent(world, owner, || self.engine.eval::<Dynamic>(script).map_err(|e| describe(&e)))
+    pub fn eval(
+        &self,
+        world: &mut World,
+        owner: NodeId,
+        script: &str,
+    ) -> Result<Dynamic, CallError> {
+        context::with_world_lent(world, owner, || {
+            self.engine
+                .eval::<Dynamic>(script)
+                .map_err(|e| describe(&e))
+        })
     }
+}
+
+/// Rhai gives no position when the operations limit stops a script; point at the first loop in
+/// the function that ran away, or else at the function itself.
+fn runaway_line(source: &str, func: &str) -> Option<usize> {
+    let header = format!("fn {func}(");
+    let lines: Vec<&str> = source.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with(&header))?;
+    let is_loop = |line: &str| {
+        line.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .any(|word| matches!(word, "loop" | "while" | "for" | "do"))
+    };
+    let body_end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with("fn "))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let found = (start..body_end)
+        .find(|&i| is_loop(lines[i]))
+        .unwrap_or(start);
+    Some(found + 1)
 }
 
 /// The innermost error of a chain of function calls, with its line.
@@ -132,7 +194,9 @@ fn describe(error: &EvalAltResult) -> CallError {
         error = inner;
     }
     let message = match error {
-        EvalAltResult::ErrorTooManyOperations(_) => "stopped: ran past the operations limit (runaway loop?)".to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "stopped: ran past the operations limit (runaway loop?)".to_string()
+        }
         EvalAltResult::ErrorStackOverflow(_) => "stopped: calls nested too deeply".to_string(),
         EvalAltResult::ErrorDataTooLarge(what, _) => format!("stopped: {what} grew past its limit"),
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),

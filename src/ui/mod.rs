@@ -21,14 +21,19 @@ pub fn run(project_path: PathBuf) -> Result<(), String> {
             let ctx = cc.egui_ctx.clone();
             let waker: crate::engine::Waker = Arc::new(move || ctx.request_repaint());
             let runner = Runner::start_file(&project_path, Some(waker))?;
-            Ok(Box::new(App { runner, project_path }))
+            Ok(Box::new(App {
+                runner,
+                project_path,
+            }))
         }),
     )
     .map_err(|e| e.to_string())
 }
 
 fn window_title(path: &std::path::Path) -> String {
-    let name = path.file_name().map_or_else(|| "untitled".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(|| "untitled".into(), |n| n.to_string_lossy().into_owned());
     format!("{name} — datpatch")
 }
 
@@ -41,14 +46,18 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let engine = self.runner.engine.lock();
         let world = engine.world();
-        egui::Panel::bottom("console").resizable(true).show(ui, |ui| {
-            ui.heading("Console");
-            egui::ScrollArea::vertical().stick_to_bottom(true).show(ui, |ui| {
-                for line in world.console.lines() {
-                    ui.monospace(line.to_string());
-                }
+        egui::Panel::bottom("console")
+            .resizable(true)
+            .show(ui, |ui| {
+                ui.heading("Console");
+                egui::ScrollArea::vertical()
+                    .stick_to_bottom(true)
+                    .show(ui, |ui| {
+                        for line in world.console.lines() {
+                            ui.monospace(line.to_string());
+                        }
+                    });
             });
-        });
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading(self.project_path.display().to_string());
             ui.label(format!("frame {}", world.frame));

@@ -1,0 +1,559 @@
+//! Foundation: project files, the engine on its cook thread, the script host, headless runs.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use datpatch::engine::{Command, Engine, info};
+use datpatch::ops::{Input, OpKind};
+use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string};
+use datpatch::runner::Runner;
+
+fn projects_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
+}
+
+fn load(text: &str) -> Project {
+    load_str(text, Path::new("test.ron")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An engine without a cook thread, for tests that step frames themselves.
+fn stepped(project: Project) -> (Engine, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (engine, _events) = Engine::new(project, rt.handle().clone());
+    (engine, rt)
+}
+
+fn id_of(engine: &Engine, name: &str) -> NodeId {
+    engine
+        .project()
+        .node_by_name(name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+        .id
+}
+
+fn rows(engine: &Engine, name: &str) -> Vec<Vec<String>> {
+    engine
+        .project()
+        .node_by_name(name)
+        .unwrap()
+        .table
+        .clone()
+        .unwrap()
+        .rows
+}
+
+fn console_text(engine: &Engine) -> String {
+    engine
+        .world()
+        .console
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+#[test]
+fn every_project_file_loads_runs_headless_and_resaves_byte_identical() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(projects_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("ron") {
+            continue;
+        }
+        seen += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let project = project::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            to_ron_string(&project).unwrap(),
+            text,
+            "{} does not re-save identically",
+            path.display()
+        );
+
+        let (mut engine, _rt) = stepped(project);
+        for _ in 0..5 {
+            engine.cook_frame();
+        }
+        assert_eq!(
+            to_ron_string(engine.project()).unwrap(),
+            text,
+            "{} changed after 5 frames",
+            path.display()
+        );
+        for node in &engine.project().nodes {
+            assert_eq!(
+                info::channel(engine.world(), node.id, "errors"),
+                Some(0.0),
+                "{}: {} has errors:\n{}",
+                path.display(),
+                node.name,
+                console_text(&engine)
+            );
+        }
+        engine.shutdown();
+    }
+    assert!(seen >= 1, "no project files found");
+}
+
+fn load_error(text: &str) -> project::LoadError {
+    load_str(text, Path::new("bad.ron")).expect_err("should be rejected")
+}
+
+#[test]
+fn malformed_files_are_rejected_with_line_and_column() {
+    let good = std::fs::read_to_string(projects_dir().join("basics.ron")).unwrap();
+
+    // Truncated: the parser runs out of text on the last line it was given.
+    let cut: String = good.lines().take(20).map(|l| format!("{l}\n")).collect();
+    let e = load_error(&cut);
+    assert!(e.line >= 20 && e.col >= 1, "{e}");
+    assert!(e.to_string().starts_with("bad.ron:"), "{e}");
+
+    // Wrong type for a parameter: points at the parameter.
+    let e = load_error(
+        "(\n    nodes: [\n        (id: 1, name: \"t\", kind: Table,\n         params: {\"loadonstart\": \"yes\"}),\n    ],\n)\n",
+    );
+    assert_eq!((e.line, e.col), (4, 19), "{e}");
+    assert!(
+        e.message.contains("loadonstart") && e.message.contains("toggle"),
+        "{e}"
+    );
+
+    // Wrong type for a field: ron's own error, with its position.
+    let e = load_error(
+        "(\n    nodes: [\n        (id: \"one\", name: \"t\", kind: Table),\n    ],\n)\n",
+    );
+    assert_eq!(e.line, 3, "{e}");
+
+    // Unknown operator.
+    let e = load_error(
+        "(\n    nodes: [\n        (id: 1, name: \"t\",\n         kind: Blender),\n    ],\n)\n",
+    );
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("Blender"), "{e}");
+
+    // Duplicate names: points at the second one.
+    let e = load_error(
+        "(\n    nodes: [\n        (id: 1, name: \"t\", kind: Table),\n        (id: 2, kind: Text,\n         name: \"t\"),\n    ],\n)\n",
+    );
+    assert_eq!((e.line, e.col), (5, 10), "{e}");
+    assert!(e.message.contains("duplicate node name"), "{e}");
+
+    // A wire to a node that does not exist.
+    let e = load_error(
+        "(\n    nodes: [(id: 1, name: \"t\", kind: Text)],\n    wires: [\n        (from: 1, to: 7, input: Source),\n    ],\n)\n",
+    );
+    assert_eq!((e.line, e.col), (4, 19), "{e}");
+    assert!(e.message.contains("does not exist"), "{e}");
+
+    // A wire into a pin that refuses the kind (a Table DAT cannot be a callbacks script).
+    let e = load_error(
+        "(\n    nodes: [(id: 1, name: \"a\", kind: Table), (id: 2, name: \"b\", kind: Table)],\n    wires: [(from: 1, to: 2, input: Callbacks)],\n)\n",
+    );
+    assert_eq!(e.line, 3, "{e}");
+
+    // Unknown parameter.
+    let e = load_error(
+        "(\n    nodes: [(id: 1, name: \"t\", kind: Text, params: {\"port\": 80})],\n)\n",
+    );
+    assert!(e.message.contains("no parameter `port`"), "{e}");
+}
+
+#[test]
+fn check_command_reports_file_line_and_column() {
+    let exe = env!("CARGO_BIN_EXE_datpatch");
+    let ok = Process::new(exe)
+        .arg("check")
+        .arg(projects_dir().join("basics.ron"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(
+        &bad,
+        "(\n    nodes: [(id: 1, name: \"t\", kind: Nope)],\n)\n",
+    )
+    .unwrap();
+    let out = Process::new(exe).arg("check").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", bad.display())),
+        "{stderr}"
+    );
+
+    for sub in ["run", "check"] {
+        let help = Process::new(exe).args([sub, "--help"]).output().unwrap();
+        assert!(help.status.success() && !help.stdout.is_empty());
+    }
+}
+
+const TABLE_SCRIPT_PROJECT: &str = r###"(
+    nodes: [
+        (id: 1, name: "t", kind: Table, table: [("name", "value")]),
+        (id: 2, name: "results", kind: Table),
+        (id: 3, name: "x", kind: Execute, text: r##"
+fn onStart() {
+    let t = op("t");
+    t.appendRow(["a", 1]);
+    t.appendRow(["b", 2]);
+    t.appendRow(["c", 3]);
+    t[2][1] = "twenty";
+    t["c"]["value"] = "thirty";
+    let r = op("results");
+    r.appendRow(["numRows", t.numRows]);
+    r.appendRow(["read", t[1][0] + t["b"][1] + t.cell(3, "value") + t[1][1].val]);
+    r.appendRow(["deleted", t.deleteRow("a"), t.deleteRow("zzz")]);
+    r.appendRow(["afterDelete", t.numRows, t[1][0]]);
+    r.appendRow(["rows", to_json(t.rows())]);
+    t.clear(true);
+    r.appendRow(["afterClear", t.numRows]);
+    me.store("n", 41);
+    r.appendRow(["fetch", me.fetch("n", 0) + 1, me.fetch("missing", "dflt")]);
+    r.appendRow(["par", op("t").par.loadonstart, op("x").par.framestart, me.name, me.type]);
+    let target = op("t");
+    target.par.loadonstart = true;
+    let m = me;
+    m.par.frameend = true;
+    r.appendRow(["json", parse_json("{\"a\": [1, 2.5, true]}").a[1], base64_encode("hi"), base64_decode("aGk=").len()]);
+    op("results").insertRow(["first"]);
+}
+"##),
+    ],
+)"###;
+
+#[test]
+fn table_dat_api_from_rhai() {
+    let (mut engine, _rt) = stepped(load(TABLE_SCRIPT_PROJECT));
+    engine.cook_frame();
+    let log = console_text(&engine);
+    let r = rows(&engine, "results");
+    let expect: Vec<Vec<&str>> = vec![
+        vec!["first"],
+        vec!["numRows", "4"],
+        vec!["read", "atwentythirty1"],
+        vec!["deleted", "true", "false"],
+        vec!["afterDelete", "3", "b"],
+        vec![
+            "rows",
+            r#"[["name","value"],["b","twenty"],["c","thirty"]]"#,
+        ],
+        vec!["afterClear", "1"],
+        vec!["fetch", "42", "dflt"],
+        vec!["par", "false", "false", "x", "executeDAT"],
+        vec!["json", "2.5", "aGk=", "2"],
+    ];
+    assert_eq!(r, expect, "console:\n{log}");
+    assert_eq!(rows(&engine, "t"), vec![vec!["name", "value"]]);
+    let t = id_of(&engine, "t");
+    assert_eq!(
+        engine.world().par(t, "loadonstart"),
+        Some(&ParValue::Bool(true))
+    );
+    assert_eq!(
+        engine.world().par(id_of(&engine, "x"), "frameend"),
+        Some(&ParValue::Bool(true))
+    );
+}
+
+#[test]
+fn script_errors_name_their_line_and_the_engine_carries_on() {
+    let text = r#"(
+    nodes: [
+        (id: 1, name: "broken", kind: Execute, text: "fn onStart() {\n    let a = 1;\n    let b = ;\n}\n"),
+        (id: 2, name: "failing", kind: Execute, text: "fn onStart() {\n    print(\"before\");\n    op(\"nothere\").numRows;\n}\n"),
+        (id: 3, name: "importer", kind: Execute, text: "fn onStart() {\n    import \"/etc/hostname\" as h;\n}\n"),
+        (id: 4, name: "fine", kind: Execute, text: "fn onStart() { op(\"out\").appendRow([\"ran\"]); }"),
+        (id: 5, name: "out", kind: Table),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    engine.cook_frame();
+    let log = console_text(&engine);
+    let errors =
+        |name: &str| info::channel(engine.world(), id_of(&engine, name), "errors").unwrap();
+    assert_eq!(errors("broken"), 1.0, "{log}");
+    assert_eq!(errors("failing"), 1.0, "{log}");
+    assert_eq!(errors("importer"), 1.0, "{log}");
+    assert_eq!(errors("fine"), 0.0, "{log}");
+    assert_eq!(rows(&engine, "out"), vec![vec!["ran"]]);
+    assert!(log.contains("[broken] line 3:"), "{log}");
+    assert!(
+        log.contains("[failing] info") || log.contains("before"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[failing] line 3:") && log.contains("nothere"),
+        "{log}"
+    );
+    let broken = engine.world().state(id_of(&engine, "broken")).unwrap();
+    assert_eq!(broken.script_error.as_ref().and_then(|e| e.line), Some(3));
+}
+
+#[test]
+fn runaway_loop_is_stopped_and_reported_while_another_node_keeps_cooking() {
+    let text = r#"(
+    settings: (script: (max_operations: 200000)),
+    nodes: [
+        (id: 1, name: "runaway", kind: Execute, params: {"framestart": true},
+         text: "fn onFrameStart(frame) {\n    let x = 0;\n    loop { x += 1; }\n}\n"),
+        (id: 2, name: "steady", kind: Execute, params: {"framestart": true},
+         text: "fn onFrameStart(frame) { let c = op(\"count\"); c[0][0] = frame; }"),
+        (id: 3, name: "count", kind: Table, table: [("0")]),
+    ],
+)"#;
+    let runner = Runner::start(load(text), Path::new("."), None).unwrap();
+    let frame_written = || -> u64 {
+        let engine = runner.engine.lock();
+        rows(&engine, "count")[0][0].parse().unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || frame_written() >= 10),
+        "steady stopped cooking"
+    );
+    let engine = runner.engine.lock();
+    let runaway = id_of(&engine, "runaway");
+    let steady = id_of(&engine, "steady");
+    let log = console_text(&engine);
+    assert!(
+        info::channel(engine.world(), runaway, "errors").unwrap() >= 5.0,
+        "{log}"
+    );
+    assert_eq!(
+        info::channel(engine.world(), steady, "errors"),
+        Some(0.0),
+        "{log}"
+    );
+    assert!(
+        log.contains("[runaway] line 3: onFrameStart: stopped: ran past the operations limit"),
+        "{log}"
+    );
+    drop(engine);
+    runner.stop();
+}
+
+#[test]
+fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("data.csv");
+    std::fs::write(&csv, "key,value\nanswer,42\n").unwrap();
+    // SAFETY: set_var races only with other threads reading the environment; this name is unique
+    // to this test.
+    unsafe { std::env::set_var("DATPATCH_TEST_TABLE_FILE", &csv) };
+    let text = r#"(
+    nodes: [
+        (id: 1, name: "loaded", kind: Table, params: {"file": "$DATPATCH_TEST_TABLE_FILE", "loadonstart": true}),
+        (id: 2, name: "missing", kind: Table, params: {"file": "$DATPATCH_TEST_NEVER_SET", "loadonstart": true}),
+        (id: 3, name: "reader", kind: Execute, text: "fn onStart() { op(\"out\").appendRow([op(\"loaded\").par.file]); }"),
+        (id: 4, name: "out", kind: Table),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    engine.cook_frame();
+    assert_eq!(
+        rows(&engine, "loaded"),
+        vec![vec!["key", "value"], vec!["answer", "42"]]
+    );
+    assert_eq!(rows(&engine, "out"), vec![vec![csv.display().to_string()]]);
+    let missing = engine.world().state(id_of(&engine, "missing")).unwrap();
+    let error = missing.status_error.clone().unwrap_or_default();
+    assert!(error.contains("DATPATCH_TEST_NEVER_SET"), "{error}");
+    assert_eq!(
+        info::channel(engine.world(), id_of(&engine, "missing"), "errors"),
+        Some(1.0)
+    );
+    assert!(console_text(&engine).contains("DATPATCH_TEST_NEVER_SET is not set"));
+}
+
+#[test]
+fn info_channels_are_live_on_the_cook_thread() {
+    let path = projects_dir().join("basics.ron");
+    let runner = Runner::start_file(&path, None).unwrap();
+    let ticker = id_of(&runner.engine.lock(), "ticker");
+    let cooks = || info::channel(runner.engine.lock().world(), ticker, "total_cooks").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || cooks() >= 3.0));
+    let before = cooks();
+    assert!(
+        wait_until(Duration::from_secs(10), || cooks() >= before + 5.0),
+        "cook count stuck at {before}"
+    );
+    let engine = runner.engine.lock();
+    let status = id_of(&engine, "status");
+    assert_eq!(info::channel(engine.world(), status, "num_rows"), Some(3.0));
+    assert_eq!(info::channel(engine.world(), status, "num_cols"), Some(2.0));
+    assert!(info::channel(engine.world(), ticker, "cook_time").unwrap() >= 0.0);
+    drop(engine);
+    runner.stop();
+}
+
+#[test]
+fn commands_keep_names_unique_and_wires_typed() {
+    let (mut engine, _rt) = stepped(Project::default());
+    let mut add = |kind| {
+        engine
+            .apply(Command::AddNode {
+                kind,
+                name: None,
+                pos: (0.0, 0.0),
+            })
+            .unwrap()
+            .created[0]
+    };
+    let t1 = add(OpKind::Table);
+    let t2 = add(OpKind::Table);
+    let text = add(OpKind::Text);
+    assert_eq!(engine.project().node(t2).unwrap().name, "table2");
+    assert!(
+        engine
+            .apply(Command::RenameNode {
+                id: t2,
+                name: "table1".into()
+            })
+            .is_err()
+    );
+    assert!(
+        engine
+            .apply(Command::RenameNode {
+                id: t2,
+                name: "9lives".into()
+            })
+            .is_err()
+    );
+    engine
+        .apply(Command::RenameNode {
+            id: t2,
+            name: "mirror".into(),
+        })
+        .unwrap();
+    // The source parameter and the wire are one thing.
+    engine
+        .apply(Command::SetParam {
+            id: t2,
+            token: "source".into(),
+            value: ParValue::Str("table1".into()),
+        })
+        .unwrap();
+    assert_eq!(engine.project().input_of(t2, Input::Source), Some(t1));
+    assert!(
+        engine
+            .apply(Command::SetInput {
+                to: text,
+                input: Input::Source,
+                from: Some(t1)
+            })
+            .is_err()
+    );
+    assert!(
+        engine
+            .apply(Command::SetParam {
+                id: t1,
+                token: "loadonstart".into(),
+                value: ParValue::Str("maybe".into())
+            })
+            .is_err()
+    );
+    engine
+        .apply(Command::SetCell {
+            id: t1,
+            row: 0,
+            col: 1,
+            value: "x".into(),
+        })
+        .unwrap();
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "mirror"), vec![vec!["", "x"]]);
+    engine.apply(Command::RemoveNode { id: t1 }).unwrap();
+    assert!(engine.project().wires.is_empty());
+}
+
+#[test]
+fn saves_are_atomic_and_leave_the_old_file_when_they_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.ron");
+    let project = project::load_file(&projects_dir().join("basics.ron")).unwrap();
+    project::save_file(&project, &path).unwrap();
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(project::load_file(&path).unwrap(), project);
+    // A save into a folder that does not exist fails cleanly and leaves no temp file behind.
+    let err = project::save_file(&project, &dir.path().join("nope").join("p.ron")).unwrap_err();
+    assert!(err.to_string().contains("nope"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+}
+
+#[cfg(unix)]
+#[test]
+fn headless_run_exits_0_within_2s_of_sigterm() {
+    let mut child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
+        .arg("run")
+        .arg(projects_dir().join("basics.ron"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains("hello from datpatch") {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the project never started");
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let kill = Process::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "still running 2 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(
+        seen.contains("ticker stopped at frame"),
+        "onExit did not run:\n{seen}"
+    );
+}
