@@ -79,6 +79,8 @@ pub enum OpRuntime {
     None,
     Execute(crate::ops::execute::Runtime),
     Table(crate::ops::table::Runtime),
+    WebServer(crate::ops::webserver::Runtime),
+    WebSocket(crate::ops::websocket::Runtime),
 }
 
 /// Read access to a DAT's contents, whatever kind of DAT it is.
@@ -216,7 +218,10 @@ impl World {
         if let Some(text) = &node.text {
             return Some(DatRef::Text(text));
         }
-        None
+        match self.state(id).map(|s| &s.runtime) {
+            Some(OpRuntime::WebSocket(rt)) => Some(DatRef::Fifo(rt.table())),
+            _ => None,
+        }
     }
 
     /// The stored (unresolved) value of a parameter.

@@ -1,6 +1,9 @@
 //! Network tasks (tokio only). They never import egui or the engine: they send [`NetEvent`]s into
 //! a bounded channel and take commands from the engine over bounded channels.
 
+pub mod client;
+pub mod server;
+
 use crate::project::NodeId;
 
 /// Events queued between the network and the cook thread. When full, network tasks wait (TCP
@@ -17,4 +20,31 @@ pub struct NetEvent {
 }
 
 #[derive(Debug)]
-pub enum NetEventKind {}
+pub enum NetEventKind {
+    /// From a Web Server DAT's listener and its connections.
+    Server(server::ServerEvent),
+    /// From a WebSocket DAT's client connection.
+    Client(client::ClientEvent),
+}
+
+/// A WebSocket data or control message, either direction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsMessage {
+    Text(String),
+    Binary(bytes::Bytes),
+    Ping(bytes::Bytes),
+    Pong(bytes::Bytes),
+}
+
+impl WsMessage {
+    pub fn len(&self) -> usize {
+        match self {
+            WsMessage::Text(t) => t.len(),
+            WsMessage::Binary(b) | WsMessage::Ping(b) | WsMessage::Pong(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

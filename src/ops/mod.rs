@@ -5,12 +5,16 @@ pub mod execute;
 pub mod fifo_table;
 pub mod table;
 pub mod text;
+pub mod webserver;
+pub mod websocket;
 
 use serde::{Deserialize, Serialize};
 
 /// Every operator kind; the variant name is what project files say (`kind: Table`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpKind {
+    WebServer,
+    WebSocket,
     Table,
     Text,
     Execute,
@@ -173,11 +177,19 @@ macro_rules! common_pars {
 pub(crate) use common_pars;
 
 impl OpKind {
-    pub const ALL: &'static [OpKind] = &[OpKind::Table, OpKind::Text, OpKind::Execute];
+    pub const ALL: &'static [OpKind] = &[
+        OpKind::WebServer,
+        OpKind::WebSocket,
+        OpKind::Table,
+        OpKind::Text,
+        OpKind::Execute,
+    ];
 
     /// What the GUI and the console call it.
     pub fn label(self) -> &'static str {
         match self {
+            OpKind::WebServer => "Web Server DAT",
+            OpKind::WebSocket => "WebSocket DAT",
             OpKind::Table => "Table DAT",
             OpKind::Text => "Text DAT",
             OpKind::Execute => "Execute DAT",
@@ -187,6 +199,8 @@ impl OpKind {
     /// TouchDesigner's class name, as scripts see it in `op("x").type`.
     pub fn type_name(self) -> &'static str {
         match self {
+            OpKind::WebServer => "webserverDAT",
+            OpKind::WebSocket => "websocketDAT",
             OpKind::Table => "tableDAT",
             OpKind::Text => "textDAT",
             OpKind::Execute => "executeDAT",
@@ -196,6 +210,8 @@ impl OpKind {
     /// Stem of new node names (`table1`, `table2`, ...).
     pub fn name_stem(self) -> &'static str {
         match self {
+            OpKind::WebServer => "webserver",
+            OpKind::WebSocket => "websocket",
             OpKind::Table => "table",
             OpKind::Text => "text",
             OpKind::Execute => "execute",
@@ -208,6 +224,8 @@ impl OpKind {
 
     pub fn params(self) -> &'static [ParDef] {
         match self {
+            OpKind::WebServer => webserver::PARAMS,
+            OpKind::WebSocket => websocket::PARAMS,
             OpKind::Table => table::PARAMS,
             OpKind::Text => text::PARAMS,
             OpKind::Execute => execute::PARAMS,
@@ -231,6 +249,8 @@ impl OpKind {
 
     pub fn inputs(self) -> &'static [Input] {
         match self {
+            OpKind::WebServer => &[Input::Callbacks],
+            OpKind::WebSocket => &[Input::Callbacks, Input::Headers],
             OpKind::Table => &[Input::Source],
             OpKind::Text | OpKind::Execute => &[],
         }
@@ -255,15 +275,24 @@ impl OpKind {
         match self {
             OpKind::Text => Some(""),
             OpKind::Execute => Some(execute::DEFAULT_CALLBACKS),
-            OpKind::Table => None,
+            OpKind::Table | OpKind::WebServer | OpKind::WebSocket => None,
+        }
+    }
+
+    /// Default callbacks for the `<name>_callbacks` Text DAT created with this kind, if any.
+    pub fn callbacks_template(self) -> Option<&'static str> {
+        match self {
+            OpKind::WebServer => Some(webserver::DEFAULT_CALLBACKS),
+            OpKind::WebSocket => Some(websocket::DEFAULT_CALLBACKS),
+            _ => None,
         }
     }
 }
 
 // ---- Dispatch: the engine calls these; each forwards to the operator's own file. ----
 
-use crate::engine::{CommandError, Engine, NodeState, World};
-use crate::net::NetEvent;
+use crate::engine::{CommandError, Engine, NodeState, OpRuntime, World};
+use crate::net::{NetEvent, NetEventKind};
 use crate::project::{Node, NodeId};
 
 /// Creates a node of `kind` named `name` (or the next free `<stem>N`), with default parameters.
@@ -313,13 +342,52 @@ pub fn create(
             ..NodeState::default()
         },
     );
-    Ok(vec![id])
+    let mut created = vec![id];
+    // As in TouchDesigner, a network operator comes with its callbacks DAT, docked below it.
+    if let Some(template) = kind.callbacks_template() {
+        let base = world
+            .project
+            .node(id)
+            .map(|n| format!("{}_callbacks", n.name))
+            .unwrap_or_default();
+        let name = world.project.unique_name(&base);
+        let text_id = world.project.next_id();
+        let mut params: std::collections::BTreeMap<String, crate::project::ParValue> = OpKind::Text
+            .params()
+            .iter()
+            .filter_map(|d| Some((d.token.to_string(), d.default_value()?)))
+            .collect();
+        params.insert(
+            "language".into(),
+            crate::project::ParValue::Str("rhai".into()),
+        );
+        world.project.nodes.push(Node {
+            id: text_id,
+            name,
+            kind: OpKind::Text,
+            pos: (pos.0, pos.1 + 180.0),
+            params,
+            text: Some(template.to_string()),
+            table: None,
+        });
+        world.nodes.insert(text_id, NodeState::default());
+        world.project.wires.push(crate::project::Wire {
+            from: text_id,
+            to: id,
+            input: Input::Callbacks,
+        });
+        world.project.wires.sort();
+        created.push(text_id);
+    }
+    Ok(created)
 }
 
 /// Brings the node's runtime in line with its parameters (start, restart or stop what changed).
 pub fn reconcile(engine: &mut Engine, id: NodeId) {
     let first = !std::mem::replace(&mut engine.world_mut().state_mut(id).initialized, true);
     match kind_of(engine.world(), id) {
+        Some(OpKind::WebServer) => webserver::reconcile(engine, id, first),
+        Some(OpKind::WebSocket) => websocket::reconcile(engine, id, first),
         Some(OpKind::Table) => table::reconcile(engine, id, first),
         Some(OpKind::Text) => text::reconcile(engine, id, first),
         Some(OpKind::Execute) => execute::reconcile(engine, id),
@@ -329,6 +397,8 @@ pub fn reconcile(engine: &mut Engine, id: NodeId) {
 
 pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
     match kind_of(engine.world(), id) {
+        Some(OpKind::WebServer) => webserver::pulse(engine, id, token),
+        Some(OpKind::WebSocket) => websocket::pulse(engine, id, token),
         Some(OpKind::Table) => table::pulse(engine, id, token),
         Some(OpKind::Text) => text::pulse(engine, id, token),
         Some(OpKind::Execute) | None => {}
@@ -340,7 +410,7 @@ pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
     match kind_of(engine.world(), id) {
         Some(OpKind::Table) => table::cook(engine, id),
         Some(OpKind::Execute) => execute::frame(engine, id, "framestart", "onFrameStart"),
-        Some(OpKind::Text) | None => false,
+        Some(OpKind::Text | OpKind::WebServer | OpKind::WebSocket) | None => false,
     }
 }
 
@@ -353,17 +423,37 @@ pub fn frame_end(engine: &mut Engine, id: NodeId) -> bool {
 
 /// Stops the node's runtime: the project closes or the node is deleted.
 pub fn stop(engine: &mut Engine, id: NodeId) {
-    if kind_of(engine.world(), id) == Some(OpKind::Execute) {
-        execute::stop(engine, id);
+    match kind_of(engine.world(), id) {
+        Some(OpKind::Execute) => execute::stop(engine, id),
+        Some(OpKind::WebServer) => webserver::stop(engine, id),
+        Some(OpKind::WebSocket) => websocket::stop(engine, id),
+        _ => {}
     }
 }
 
-pub fn handle_event(_engine: &mut Engine, event: NetEvent) {
-    match event.kind {}
+/// Routes a network event to its operator; events from an earlier run of its task are the
+/// operator's to ignore (it knows its current run).
+pub fn handle_event(engine: &mut Engine, event: NetEvent) {
+    match event.kind {
+        NetEventKind::Server(e) => webserver::handle_event(engine, event.node, event.run, e),
+        NetEventKind::Client(e) => websocket::handle_event(engine, event.node, event.run, e),
+    }
 }
 
 /// Channels of the operator's own, beside the common ones.
-pub fn extra_info(_world: &World, _id: NodeId, _out: &mut Vec<(&'static str, f64)>) {}
+pub fn extra_info(world: &World, id: NodeId, out: &mut Vec<(&'static str, f64)>) {
+    match world.state(id).map(|s| &s.runtime) {
+        Some(OpRuntime::WebServer(rt)) => webserver::extra_info(rt, out),
+        Some(OpRuntime::WebSocket(rt)) => websocket::extra_info(rt, out),
+        _ => {}
+    }
+}
+
+/// Script methods specific to one operator kind (`webSocketSendText`, `sendText`, ...).
+pub fn register_script_api(engine: &mut rhai::Engine) {
+    webserver::register_script_api(engine);
+    websocket::register_script_api(engine);
+}
 
 fn kind_of(world: &World, id: NodeId) -> Option<OpKind> {
     world.project.node(id).map(|n| n.kind)

@@ -34,7 +34,8 @@ struct RowHandle {
 #[derive(Clone, Copy, Debug)]
 struct AbsTime;
 
-fn with_op<R>(
+/// Runs `f` on the operator behind `op`, failing clearly if it was deleted.
+pub(crate) fn with_op<R>(
     op: &OpHandle,
     f: impl FnOnce(&mut World, NodeId) -> Result<R, String>,
 ) -> RhaiResult<R> {
@@ -53,7 +54,7 @@ fn dat<'w>(world: &'w World, id: NodeId) -> Result<DatRef<'w>, String> {
 }
 
 /// What goes into a cell: strings as they are, anything else as it prints.
-fn to_cell(value: &Dynamic) -> String {
+pub(crate) fn to_cell(value: &Dynamic) -> String {
     if let Some(s) = value.read_lock::<ImmutableString>() {
         return s.to_string();
     }
@@ -211,6 +212,7 @@ pub fn register(engine: &mut rhai::Engine) {
     register_op(engine);
     register_tables(engine);
     register_helpers(engine);
+    crate::ops::register_script_api(engine);
 }
 
 fn register_op(engine: &mut rhai::Engine) {

@@ -14,6 +14,10 @@ use crate::engine::World;
 use crate::project::{NodeId, ScriptLimits};
 
 pub use api::OpHandle;
+#[allow(unused_imports)] // used by the operator files' script methods
+pub(crate) use api::{to_cell, with_op};
+#[allow(unused_imports)]
+pub(crate) use context::with_world;
 
 /// A failed compile or call, with the script line when known.
 #[derive(Debug, Clone, PartialEq)]
