@@ -484,8 +484,16 @@ fn commands_keep_names_unique_and_wires_typed() {
         .unwrap();
     engine.cook_frame();
     assert_eq!(rows(&engine, "mirror"), vec![vec!["", "x"]]);
+    // Undo by snapshot: putting an earlier document back restores it, wires and contents included.
+    let snapshot = engine.project().clone();
     engine.apply(Command::RemoveNode { id: t1 }).unwrap();
     assert!(engine.project().wires.is_empty());
+    engine
+        .apply(Command::SetDocument(snapshot.clone()))
+        .unwrap();
+    assert_eq!(engine.project(), &snapshot);
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "mirror"), vec![vec!["", "x"]]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use super::{Engine, World};
 use crate::ops::{self, Input, OpKind, ParKind};
-use crate::project::{NodeId, ParValue, Settings, Table, View, Wire, validate};
+use crate::project::{NodeId, ParValue, Project, Settings, Table, View, Wire, validate};
 
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
@@ -56,6 +56,14 @@ pub enum Command {
     },
     SetView(View),
     SetSettings(Settings),
+    /// Replaces the whole document (undo/redo): only nodes whose parameters, wires or contents
+    /// differ are touched, so servers and clients that did not change keep running.
+    SetDocument(Project),
+    /// Closes one WebSocket client of a Web Server DAT (the Info panel's close button).
+    CloseClient {
+        id: NodeId,
+        client: String,
+    },
 }
 
 /// What a command did, when the caller needs to know (the ids of created nodes).
@@ -181,6 +189,12 @@ impl Engine {
                 self.world_mut().project.view = view;
                 self.world_mut().revision += 1;
             }
+            Command::SetDocument(project) => self.set_document(project)?,
+            Command::CloseClient { id, client } => {
+                self.require(id)?;
+                ops::webserver::close_client(self.world_mut(), id, &client)
+                    .map_err(CommandError::Invalid)?;
+            }
             Command::SetSettings(settings) => {
                 let mut probe = self.project().clone();
                 probe.settings = settings.clone();
@@ -195,6 +209,46 @@ impl Engine {
 
     fn require(&self, id: NodeId) -> Result<OpKind, CommandError> {
         self.world().require(id)
+    }
+
+    fn set_document(&mut self, mut project: Project) -> Result<(), CommandError> {
+        validate::validate(&mut project).map_err(|e| CommandError::Invalid(e.message))?;
+        let old_ids: Vec<NodeId> = self.project().nodes.iter().map(|n| n.id).collect();
+        for id in old_ids {
+            let same_kind =
+                project.node(id).map(|n| n.kind) == self.project().node(id).map(|n| n.kind);
+            if !same_kind {
+                ops::stop(self, id);
+                self.world_mut().nodes.remove(&id);
+                self.scripts_mut().forget(id);
+            }
+        }
+        self.scripts_mut().set_limits(&project.settings.script);
+        let world = self.world_mut();
+        for node in &project.nodes {
+            let old = world.project.node(node.id);
+            let inputs_changed = |w: &World| {
+                let wires = |p: &crate::project::Project| {
+                    p.wires
+                        .iter()
+                        .filter(|x| x.to == node.id)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                };
+                wires(&w.project) != wires(&project)
+            };
+            let params_changed =
+                old.is_none_or(|o| o.params != node.params) || inputs_changed(world);
+            let content_changed = old.is_none_or(|o| o.text != node.text || o.table != node.table);
+            let state = world.state_mut(node.id);
+            state.needs_reconcile |= params_changed;
+            if content_changed {
+                state.content_rev += 1;
+            }
+        }
+        world.project = project;
+        world.revision += 1;
+        Ok(())
     }
 }
 

@@ -449,6 +449,56 @@ pub fn extra_info(world: &World, id: NodeId, out: &mut Vec<(&'static str, f64)>)
     }
 }
 
+/// The state an operator shows on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Badge {
+    /// Nothing running (inactive, or an operator without connections).
+    Idle,
+    Listening,
+    Connecting,
+    Connected,
+    Reconnecting,
+    /// The node has a lasting error (`NodeState::status_error`).
+    Error,
+}
+
+impl Badge {
+    pub fn label(self) -> &'static str {
+        match self {
+            Badge::Idle => "idle",
+            Badge::Listening => "listening",
+            Badge::Connecting => "connecting",
+            Badge::Connected => "connected",
+            Badge::Reconnecting => "reconnecting",
+            Badge::Error => "error",
+        }
+    }
+}
+
+/// What a node's state badge shows.
+pub fn badge(world: &World, id: NodeId) -> Badge {
+    let Some(state) = world.state(id) else {
+        return Badge::Idle;
+    };
+    if state.status_error.is_some() {
+        return Badge::Error;
+    }
+    match &state.runtime {
+        OpRuntime::WebServer(rt) => webserver::badge(rt),
+        OpRuntime::WebSocket(rt) => websocket::badge(rt),
+        _ => Badge::Idle,
+    }
+}
+
+/// Messages a network operator has received so far; the GUI turns it into a rate.
+pub fn messages_in(world: &World, id: NodeId) -> u64 {
+    match world.state(id).map(|s| &s.runtime) {
+        Some(OpRuntime::WebServer(rt)) => webserver::messages_in(rt),
+        Some(OpRuntime::WebSocket(rt)) => websocket::messages_in(rt),
+        _ => 0,
+    }
+}
+
 /// Script methods specific to one operator kind (`webSocketSendText`, `sendText`, ...).
 pub fn register_script_api(engine: &mut rhai::Engine) {
     webserver::register_script_api(engine);

@@ -201,7 +201,7 @@ fn onServerStop(dat) {
 }
 "#;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, World};
 use crate::net::server::ServerEvent;
 use crate::project::NodeId;
 
@@ -221,3 +221,37 @@ pub fn stop(_engine: &mut Engine, _id: NodeId) {}
 pub fn extra_info(_runtime: &Runtime, _out: &mut Vec<(&'static str, f64)>) {}
 
 pub fn register_script_api(_engine: &mut rhai::Engine) {}
+
+/// One connected WebSocket client, as the Info panel lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInfo {
+    /// `ip:port`, the id scripts use.
+    pub address: String,
+    pub uri: String,
+    /// Unix epoch milliseconds.
+    pub connected_since_ms: i64,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    pub last_activity_ms: i64,
+}
+
+/// The Web Server DAT's connected WebSocket clients (empty for other nodes).
+pub fn clients(_world: &World, _id: NodeId) -> Vec<ClientInfo> {
+    Vec::new()
+}
+
+/// Closes one client with a normal close frame.
+pub fn close_client(_world: &mut World, _id: NodeId, client: &str) -> Result<(), String> {
+    Err(format!("no client {client}"))
+}
+
+pub fn badge(_runtime: &Runtime) -> super::Badge {
+    super::Badge::Idle
+}
+
+/// Messages received so far (the GUI derives the message rate from it).
+pub fn messages_in(_runtime: &Runtime) -> u64 {
+    0
+}

@@ -242,3 +242,12 @@ pub fn stop(_engine: &mut Engine, _id: NodeId) {}
 pub fn extra_info(_runtime: &Runtime, _out: &mut Vec<(&'static str, f64)>) {}
 
 pub fn register_script_api(_engine: &mut rhai::Engine) {}
+
+pub fn badge(_runtime: &Runtime) -> super::Badge {
+    super::Badge::Idle
+}
+
+/// Messages received so far (the GUI derives the message rate from it).
+pub fn messages_in(_runtime: &Runtime) -> u64 {
+    0
+}
