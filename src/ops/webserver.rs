@@ -133,7 +133,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 600_000,
             },
-            help: "A client must send its TLS handshake and request headers within this time.",
+            help: "A client must send its TLS handshake and request headers within this time, and may not pause longer while sending a body (408).",
         },
         ParDef {
             token: "pinginterval",
