@@ -1040,3 +1040,80 @@ fn failed_saves_leave_the_old_file_intact_and_say_why() {
     project::save_file(&changed, &path).unwrap();
     assert_eq!(project::load_file(&path).unwrap().nodes[0].name, "renamed");
 }
+#[cfg(unix)]
+#[test]
+fn sigterm_closes_every_client_with_1001_and_runs_on_server_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sigterm.ron");
+    std::fs::write(
+        &file,
+        r####"(
+    nodes: [
+        (id: 1, name: "web", kind: WebServer, params: {"port": 0, "localaddress": "127.0.0.1"}),
+        (id: 2, name: "web_callbacks", kind: Text, text: r###"
+fn onWebSocketReceiveText(dat, client, data) { dat.webSocketSendText(client, data); }
+fn onServerStop(dat) { print("onServerStop ran"); }
+"###),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"####,
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+        .arg("run")
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let port: u16 = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server never said where it listens");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.rsplit(':').next().unwrap().trim().parse().unwrap();
+        }
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut clients: Vec<TcpStream> = (0..5)
+        .map(|i| ws_connect(addr, &format!("/c{i}")))
+        .collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        echo(client, &format!("client {i}"));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert_eq!(server_close_code(client), Some(1001), "client {i}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(log.contains("onServerStop ran"), "{log}");
+}
