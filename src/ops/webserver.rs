@@ -424,8 +424,9 @@ fn body_value(body: &Bytes) -> Dynamic {
 }
 
 /// The `request` map of DESIGN §4: fields, then every header under its usual spelling
-/// (`Content-Type`) and in lower case (`content-type`).
-fn request_map(request: &HttpRequest) -> Map {
+/// (`Content-Type`) and in lower case (`content-type`). Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn request_map(request: &HttpRequest) -> Map {
     let mut map = Map::new();
     map.insert("method".into(), request.method.clone().into());
     map.insert("uri".into(), request.path.clone().into());
