@@ -83,6 +83,8 @@ pub enum ParKind {
     File {
         extensions: &'static [&'static str],
     },
+    /// A folder path.
+    Folder,
     /// A string shown masked (certificate password); `$NAME` keeps it out of the file.
     Password,
     /// A button: no stored value, it fires an action.
@@ -110,7 +112,9 @@ impl ParDef {
             ParKind::Float { default, .. } => ParValue::Float(default),
             ParKind::Str(s) => ParValue::Str(s.to_string()),
             ParKind::Menu { default, .. } => ParValue::Str(default.to_string()),
-            ParKind::File { .. } | ParKind::Password => ParValue::Str(String::new()),
+            ParKind::File { .. } | ParKind::Folder | ParKind::Password => {
+                ParValue::Str(String::new())
+            }
             ParKind::Pulse | ParKind::Op(_) => return None,
         })
     }

@@ -5,6 +5,7 @@ use super::{Input, ParDef, ParKind, common_pars};
 
 pub const PAGE: &str = "Web Server";
 pub const LIMITS_PAGE: &str = "Limits";
+pub const FILES_PAGE: &str = "Files";
 
 pub const PARAMS: &[ParDef] = &{
     let common = common_pars!();
@@ -146,6 +147,34 @@ pub const PARAMS: &[ParDef] = &{
             },
             help: "Ping WebSocket clients this often and drop those that stop answering (0: never).",
         },
+        ParDef {
+            token: "staticroot",
+            label: "Static Root Folder",
+            page: FILES_PAGE,
+            kind: ParKind::Folder,
+            help: "Files served for GET and HEAD when onHTTPRequest leaves the answer at its 404 default.",
+        },
+        ParDef {
+            token: "indexfile",
+            label: "Index File",
+            page: FILES_PAGE,
+            kind: ParKind::Str("index.html"),
+            help: "File served for a folder path such as /.",
+        },
+        ParDef {
+            token: "uploadfolder",
+            label: "Upload Folder",
+            page: FILES_PAGE,
+            kind: ParKind::Folder,
+            help: "POST or PUT bodies to the upload prefix are saved here (request.savedPath names the file).",
+        },
+        ParDef {
+            token: "uploadprefix",
+            label: "Upload Prefix",
+            page: FILES_PAGE,
+            kind: ParKind::Str("/uploads/"),
+            help: "Request paths under this prefix are uploads.",
+        },
         common[0],
         common[1],
         common[2],
@@ -210,6 +239,7 @@ use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
 use subtle::ConstantTimeEq;
 
 use crate::engine::{CallOutcome, Engine, Level, OpRuntime, World};
+use crate::net::files::FileSettings;
 pub use crate::net::server::ClientInfo;
 use crate::net::server::{
     self, HttpRequest, HttpResponse, SendError, ServerEvent, ServerHandle, ServerLimits,
@@ -233,6 +263,7 @@ pub struct Runtime {
     server: Option<ServerHandle>,
     spec: Option<ListenSpec>,
     limits: Arc<parking_lot::RwLock<ServerLimits>>,
+    files: Arc<parking_lot::RwLock<FileSettings>>,
     pub http_requests: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
@@ -276,6 +307,23 @@ fn limits_from(world: &World, id: NodeId) -> ServerLimits {
     }
 }
 
+fn files_from(world: &World, id: NodeId) -> FileSettings {
+    let folder = |token| {
+        let set = world.par_str(id, token).is_ok_and(|v| !v.trim().is_empty());
+        if set {
+            world.file_par(id, token).ok()
+        } else {
+            None
+        }
+    };
+    FileSettings {
+        static_root: folder("staticroot"),
+        index_file: world.par_str(id, "indexfile").unwrap_or_default(),
+        upload_dir: folder("uploadfolder"),
+        upload_prefix: world.par_str(id, "uploadprefix").unwrap_or_default(),
+    }
+}
+
 fn listen_spec(world: &World, id: NodeId) -> Result<ListenSpec, String> {
     let address = world.par_str(id, "localaddress")?;
     let ip: IpAddr = if address.trim().is_empty() {
@@ -307,6 +355,8 @@ pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
     let world = engine.world_mut();
     let limits = limits_from(world, id);
     *runtime(world, id).limits.write() = limits;
+    let files = files_from(world, id);
+    *runtime(world, id).files.write() = files;
     let wanted = if world.par_bool(id, "active") {
         match listen_spec(world, id) {
             Ok(spec) => Some(spec),
@@ -358,6 +408,7 @@ fn start(engine: &mut Engine, id: NodeId, spec: ListenSpec) {
         bind: spec.bind,
         tls,
         limits: rt.limits.clone(),
+        files: rt.files.clone(),
     };
     match server::start(config, net.events, &net.rt) {
         Ok(handle) => {
@@ -443,11 +494,20 @@ fn request_map(request: &HttpRequest) -> Map {
         request.server_addr.to_string().into(),
     );
     map.insert("data".into(), body_value(&request.body));
+    if let Some(saved) = &request.saved_path {
+        map.insert("savedPath".into(), saved.display().to_string().into());
+    }
     for (name, value) in &request.headers {
         for key in [title_case(name), name.clone()] {
             if matches!(
                 key.as_str(),
-                "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data"
+                "method"
+                    | "uri"
+                    | "pars"
+                    | "clientAddress"
+                    | "serverAddress"
+                    | "data"
+                    | "savedPath"
             ) {
                 continue;
             }
@@ -859,6 +919,7 @@ mod tests {
             body: Bytes::from_static(b"\xff\x00"),
             client_addr: "127.0.0.1:5000".parse().unwrap(),
             server_addr: "127.0.0.1:80".parse().unwrap(),
+            saved_path: None,
         };
         let map = request_map(&request);
         assert_eq!(to_cell(&map["Content-Type"]), "text/plain");

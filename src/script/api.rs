@@ -140,9 +140,11 @@ fn read_par(world: &World, id: NodeId, token: &str) -> Result<Dynamic, String> {
             .map(|n| world.node_name(n).to_string())
             .unwrap_or_default()
             .into(),
-        ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. } => {
-            world.par_str(id, token)?.into()
-        }
+        ParKind::Str(_)
+        | ParKind::File { .. }
+        | ParKind::Folder
+        | ParKind::Password
+        | ParKind::Menu { .. } => world.par_str(id, token)?.into(),
         _ => par_value_to_dynamic(
             world
                 .par(id, token)
