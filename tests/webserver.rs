@@ -906,12 +906,13 @@ fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
 fn example_project_runs_headless_with_a_port_override() {
     use std::io::BufRead;
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/webserver_basic.ron");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
         .args(["run", &project.display().to_string(), "--set", "web.port=0"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -943,10 +944,10 @@ fn example_project_runs_headless_with_a_port_override() {
     );
     assert_eq!(http(addr, "GET", "/private", &[], b"").status, 401);
     std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 }
 
 const FILE_CALLBACKS: &str = r#"
@@ -1144,4 +1145,14 @@ fn uploads_are_saved_whole_or_not_at_all() {
             .all(|r| r[3].is_empty()),
         "bodies of uploads are not held in memory"
     );
+}
+
+/// Kills the child if the test fails before it is stopped, so no `datpatch run` outlives a test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
