@@ -629,7 +629,7 @@ async fn handle_request(
     .await;
     if is_default_404(&response)
         && let Some(root) = &settings.static_root
-        && let Some(file) = files::serve_static(
+        && let Some(mut file) = files::serve_static(
             root,
             &settings.index_file,
             &parts.method,
@@ -638,7 +638,27 @@ async fn handle_request(
         )
         .await
     {
+        // Headers the callback set on its default answer (CORS, caching) apply to the file too.
+        for (name, value) in response.headers {
+            if !file
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                file.headers.push((name, value));
+            }
+        }
         response = file;
+    }
+    if is_default_404(&response)
+        && !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        let plain = HttpResponse::status(StatusCode::NOT_FOUND);
+        response.headers.extend(plain.headers);
+        response.body = plain.body;
     }
     Ok(to_hyper(response))
 }
@@ -753,7 +773,10 @@ async fn upgrade(
 
 /// The close code for a read error, as RFC 6455 §7.4 assigns them.
 fn close_code_for(error: &WsError) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match error {
+        // The peer is gone: there is no one to send a close frame to.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Capacity(_) => Some(1009),
         WsError::Utf8(_) => Some(1007),
         WsError::Protocol(_) => Some(1002),

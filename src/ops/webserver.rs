@@ -453,13 +453,20 @@ pub fn stop(engine: &mut Engine, id: NodeId) {
     }
 }
 
+/// A header name as it is usually written (`content-type` gives `Content-Type`), including the
+/// irregular ones scripts look for (`Sec-WebSocket-Protocol`, `ETag`, `WWW-Authenticate`).
 fn title_case(name: &str) -> String {
     name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
+        .map(|part| match part {
+            "websocket" => "WebSocket".to_string(),
+            "etag" => "ETag".to_string(),
+            "www" | "te" | "dnt" => part.to_ascii_uppercase(),
+            _ => {
+                let mut chars = part.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                    None => String::new(),
+                }
             }
         })
         .collect::<Vec<_>>()
@@ -606,7 +613,13 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
                 response_map(404, "Not Found").into(),
             ];
             let response = match engine.call(id, "onHTTPRequest", args) {
-                CallOutcome::Missing => HttpResponse::status(http::StatusCode::NOT_FOUND),
+                // Left empty so the static root (if any) may still answer.
+                CallOutcome::Missing => HttpResponse {
+                    status: 404,
+                    reason: None,
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                },
                 CallOutcome::Done(value) => {
                     to_response(value, "onHTTPRequest").unwrap_or_else(|e| {
                         report(engine, id, e);
@@ -925,6 +938,11 @@ mod tests {
         assert_eq!(to_cell(&map["Content-Type"]), "text/plain");
         assert_eq!(to_cell(&map["content-type"]), "text/plain");
         assert_eq!(to_cell(&map["X-Tag"]), "a, b");
+        assert_eq!(
+            title_case("sec-websocket-protocol"),
+            "Sec-WebSocket-Protocol"
+        );
+        assert_eq!(title_case("www-authenticate"), "WWW-Authenticate");
         let pars = map["pars"].clone().cast::<Map>();
         assert_eq!(to_cell(&pars["y"]), "two words");
         assert!(map["data"].is_blob());
