@@ -16,6 +16,9 @@ pub struct FifoTable {
     max_lines: Option<usize>,
     /// Rows dropped by clamping since the last clear, so callers can tell how far the window moved.
     dropped: u64,
+    /// Messages pushed since the table was made (clears included): readers that follow the
+    /// stream (the Channels CHOP) tell new rows from old by it.
+    total_pushed: u64,
 }
 
 impl FifoTable {
@@ -25,11 +28,13 @@ impl FifoTable {
             bytes_column,
             max_lines,
             dropped: 0,
+            total_pushed: 0,
         }
     }
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
     pub fn push(&mut self, message: String) -> usize {
+        self.total_pushed += 1;
         if let Some(max) = self.max_lines {
             if max == 0 {
                 self.dropped += 1;
@@ -71,6 +76,10 @@ impl FifoTable {
 
     pub fn message_rows(&self) -> usize {
         self.rows.len()
+    }
+
+    pub fn total_pushed(&self) -> u64 {
+        self.total_pushed
     }
 
     pub fn dropped(&self) -> u64 {
