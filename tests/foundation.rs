@@ -618,7 +618,7 @@ fn channels_chop_reads_json_rows_from_a_table() {
     let (mut engine, _rt) = stepped(load(text));
     let feed = id_of(&engine, "feed");
     let channels = id_of(&engine, "channels1");
-    let mut push = |engine: &mut Engine, message: &str, source: &str| {
+    let push = |engine: &mut Engine, message: &str, source: &str| {
         let rows = rows(engine, "feed").len();
         engine
             .apply(Command::SetCell {
