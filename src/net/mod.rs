@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod files;
+pub mod nanollm;
 pub mod server;
 pub mod tls;
 

@@ -82,6 +82,17 @@ pub const PARAMS: &[ParDef] = &{
             help: "Text DAT holding the callbacks (same as the wire into the callbacks input).",
         },
         ParDef {
+            token: "format",
+            label: "Message Format",
+            page: PAGE,
+            kind: ParKind::Menu {
+                default: "raw",
+                items: &[("raw", "Raw"), ("nanollm", "NanoLLM (32-byte header)")],
+            },
+            help: "NanoLLM: binary messages carry NanoLLM's header and reach onWebSocketReceiveFrame \
+                   decoded; webSocketSendFramed sends them.",
+        },
+        ParDef {
             token: "maxconnections",
             label: "Max Connections",
             page: LIMITS_PAGE,
@@ -244,7 +255,7 @@ pub use crate::net::server::ClientInfo;
 use crate::net::server::{
     self, HttpRequest, HttpResponse, SendError, ServerEvent, ServerHandle, ServerLimits,
 };
-use crate::net::{WsMessage, tls};
+use crate::net::{WsMessage, nanollm, tls};
 use crate::project::NodeId;
 use crate::script::{OpHandle, to_cell, with_op};
 
@@ -264,6 +275,9 @@ pub struct Runtime {
     spec: Option<ListenSpec>,
     limits: Arc<parking_lot::RwLock<ServerLimits>>,
     files: Arc<parking_lot::RwLock<FileSettings>>,
+    /// Next NanoLLM msg_id per client: ids increase per connection.
+    framed_ids: std::collections::HashMap<String, u64>,
+    pub malformed_frames: u64,
     pub http_requests: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
@@ -663,8 +677,22 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
             let rt = runtime(engine.world_mut(), id);
             rt.messages_in += 1;
             rt.bytes_in += message.len() as u64;
+            let framed = engine
+                .world()
+                .par_str(id, "format")
+                .is_ok_and(|f| f == "nanollm");
             let (callback, data) = match message {
                 WsMessage::Text(text) => ("onWebSocketReceiveText", Dynamic::from(text)),
+                WsMessage::Binary(b) if framed => match nanollm::decode(&b) {
+                    Ok(frame) => ("onWebSocketReceiveFrame", frame_map(&frame).into()),
+                    Err(e) => {
+                        runtime(engine.world_mut(), id).malformed_frames += 1;
+                        engine
+                            .world_mut()
+                            .report_warning(id, format!("{client}: {e}"));
+                        return;
+                    }
+                },
                 WsMessage::Binary(b) => {
                     ("onWebSocketReceiveBinary", Dynamic::from_blob(b.to_vec()))
                 }
@@ -690,6 +718,7 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
                     format!("{client} closed with {code}{detail}"),
                 );
             }
+            runtime(engine.world_mut(), id).framed_ids.remove(&client);
             engine.call(id, "onWebSocketClose", vec![dat(), client.into()]);
         }
         ServerEvent::Warning { text } => engine.world_mut().report_warning(id, text),
@@ -736,6 +765,35 @@ fn answer(
     }
 }
 
+/// A decoded NanoLLM frame as scripts see it.
+pub fn frame_map(frame: &nanollm::Frame) -> Map {
+    let mut map = Map::new();
+    map.insert("msg_id".into(), (frame.msg_id as i64).into());
+    map.insert("timestamp".into(), (frame.timestamp_ms as i64).into());
+    map.insert("type".into(), nanollm::type_name(frame.kind).into());
+    map.insert("type_id".into(), i64::from(frame.kind).into());
+    map.insert("size".into(), (frame.payload.len() as i64).into());
+    map.insert("metadata".into(), frame.metadata.clone().into());
+    map.insert("text".into(), nanollm::payload_text(frame).into());
+    map.insert("payload".into(), Dynamic::from_blob(frame.payload.to_vec()));
+    map
+}
+
+/// A script's (type, payload, metadata) as a frame's parts: a map payload goes as JSON.
+pub fn framed_parts(kind: &Dynamic, payload: &Dynamic) -> Result<(u16, Bytes), String> {
+    let kind = match kind.as_int() {
+        Ok(n) => u16::try_from(n).map_err(|_| format!("frame type {n} is out of range"))?,
+        Err(_) => nanollm::type_from_name(&to_cell(kind))
+            .ok_or_else(|| format!("unknown frame type \"{kind}\""))?,
+    };
+    let bytes = if payload.is_map() || payload.is_array() {
+        Bytes::from(serde_json::to_vec(payload).map_err(|e| e.to_string())?)
+    } else {
+        blob_of(payload)
+    };
+    Ok((kind, bytes))
+}
+
 pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
     let connections = runtime.server.as_ref().map_or(0, |s| s.connection_count());
     out.push((
@@ -748,6 +806,7 @@ pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
         runtime.local_addr().map_or(0.0, |a| f64::from(a.port())),
     ));
     out.push(("http_requests", runtime.http_requests as f64));
+    out.push(("malformed_frames", runtime.malformed_frames as f64));
     out.push(("messages_in", runtime.messages_in as f64));
     out.push(("bytes_in", runtime.bytes_in as f64));
     out.push(("messages_out", runtime.messages_out as f64));
@@ -882,6 +941,39 @@ pub fn register_script_api(engine: &mut rhai::Engine) {
         "webSocketSendPong",
         |op: &mut OpHandle, client: &str, data: Dynamic| {
             send(op, client, WsMessage::Pong(blob_of(&data)))
+        },
+    );
+    engine.register_fn(
+        "webSocketSendFramed",
+        |op: &mut OpHandle,
+         client: &str,
+         kind: Dynamic,
+         payload: Dynamic,
+         metadata: &str|
+         -> Result<bool, Box<rhai::EvalAltResult>> {
+            let (kind, bytes) = framed_parts(&kind, &payload)?;
+            let msg_id = with_op(op, |world, id| {
+                let ids = &mut runtime(world, id).framed_ids;
+                let next = ids.entry(client.to_string()).or_insert(0);
+                let msg_id = *next;
+                *next += 1;
+                Ok(msg_id)
+            })?;
+            let frame = nanollm::encode(
+                msg_id,
+                crate::engine::unix_time_ms() as u64,
+                kind,
+                metadata,
+                &bytes,
+            );
+            let sent = send(op, client, WsMessage::Binary(frame))?;
+            if !sent {
+                // Not a connected client: keep no counter for it.
+                with_op(op, |world, id| {
+                    Ok(runtime(world, id).framed_ids.remove(client))
+                })?;
+            }
+            Ok(sent)
         },
     );
     engine.register_fn("webSocketClose", |op: &mut OpHandle, client: &str| {
