@@ -4,6 +4,7 @@
 //! channel, outgoing messages in over another.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -27,6 +28,10 @@ use crate::project::NodeId;
 /// a full queue is reported to the script instead of blocking the engine.
 pub const OUTGOING_QUEUE_CAPACITY: usize = 4096;
 
+/// Bytes the outgoing queue may hold beside its message count, so a script sending large
+/// messages to a server that stopped reading cannot fill memory.
+pub const OUTGOING_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long a graceful close (our close frame and the server's answer) may take when stopping.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -40,7 +45,10 @@ pub const KEEPALIVE_PAYLOAD: &[u8] = b"keepalive";
 #[derive(Debug)]
 pub enum ClientEvent {
     /// An attempt to connect starts; `attempt` counts from 1 since the last success.
-    Connecting { url: String, attempt: u32 },
+    Connecting {
+        url: String,
+        attempt: u32,
+    },
     /// The handshake succeeded. `conn` numbers connections within this run; outgoing messages
     /// carry it so that none sent for one connection goes out on a later one.
     Connected {
@@ -50,13 +58,23 @@ pub enum ClientEvent {
     },
     Message(WsMessage),
     /// A pong answered our last ping after `rtt_ms`; sent just before the pong itself.
-    RoundTrip { rtt_ms: f64 },
+    RoundTrip {
+        rtt_ms: f64,
+    },
     /// The server closed the connection with a close frame.
-    Closed { code: Option<u16>, reason: String },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
     /// Connecting failed, or an open connection broke (I/O error, no pong, stalled writes).
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// The next attempt starts in `delay_ms`; `attempt` is the number of retries so far.
-    Retrying { delay_ms: u64, attempt: u32 },
+    Retrying {
+        delay_ms: u64,
+        attempt: u32,
+    },
     /// Reconnect is off and the connection ended: the task has finished.
     Stopped,
 }
@@ -276,16 +294,29 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct ClientHandle {
     outgoing: mpsc::Sender<Outgoing>,
+    /// Payload bytes queued and not yet taken by the task (see [`OUTGOING_QUEUE_BYTES`]).
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl ClientHandle {
     /// Queues `message` for connection `conn` without waiting.
     pub fn try_send(&self, conn: u64, message: WsMessage) -> Result<(), SendError> {
+        let len = message.len();
+        let queued = self.queued_bytes.load(Ordering::Acquire);
+        // One message of any size may always wait alone; beyond that the byte budget applies.
+        if queued > 0 && queued.saturating_add(len) > OUTGOING_QUEUE_BYTES {
+            return Err(SendError::Full);
+        }
+        // Counted before queueing: the task may take the message (and subtract) at once.
+        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
         self.outgoing
             .try_send(Outgoing { conn, message })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full,
-                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            .map_err(|e| {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => SendError::Full,
+                    mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+                }
             })
     }
 }
@@ -299,15 +330,20 @@ pub fn spawn(
     events: mpsc::Sender<NetEvent>,
 ) -> ClientHandle {
     let (outgoing, commands) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let task = Task {
         node,
         run,
         config,
         events,
         commands,
+        queued_bytes: queued_bytes.clone(),
     };
     rt.spawn(task.run());
-    ClientHandle { outgoing }
+    ClientHandle {
+        outgoing,
+        queued_bytes,
+    }
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -327,9 +363,32 @@ struct Task {
     config: ClientConfig,
     events: mpsc::Sender<NetEvent>,
     commands: mpsc::Receiver<Outgoing>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Task {
+    /// The next outgoing message, its bytes taken off the queue's budget.
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let next = self.commands.recv().await;
+        if let Some(outgoing) = &next {
+            self.taken(outgoing);
+        }
+        next
+    }
+
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        let next = self.commands.try_recv().ok();
+        if let Some(outgoing) = &next {
+            self.taken(outgoing);
+        }
+        next
+    }
+
+    fn taken(&self, outgoing: &Outgoing) {
+        self.queued_bytes
+            .fetch_sub(outgoing.message.len(), Ordering::AcqRel);
+    }
+
     async fn run(mut self) {
         let _ = self.connect_loop().await;
     }
@@ -393,7 +452,7 @@ impl Task {
     /// Receives commands until the handle is dropped. Messages arriving while no connection is
     /// open were meant for one that has ended; they are dropped, never sent on the next one.
     async fn next_stop(&mut self) -> Gone {
-        while self.commands.recv().await.is_some() {}
+        while self.recv().await.is_some() {}
         Gone
     }
 
@@ -454,7 +513,7 @@ impl Task {
         let mut closing: Option<(Option<u16>, String)> = None;
         loop {
             tokio::select! {
-                command = self.commands.recv() => {
+                command = self.recv() => {
                     let Some(first) = command else {
                         close_gracefully(&mut ws).await;
                         return Err(Gone);
@@ -542,13 +601,17 @@ impl Task {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         batch.push(first);
         while batch.len() < WRITE_BATCH {
-            match self.commands.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+            match self.try_recv() {
+                Some(next) => batch.push(next),
+                None => break,
             }
         }
         let write = async {
-            for Outgoing { conn: for_conn, message } in batch {
+            for Outgoing {
+                conn: for_conn,
+                message,
+            } in batch
+            {
                 if for_conn != conn {
                     continue;
                 }

@@ -207,7 +207,6 @@ fn onMonitorMessage(dat, message) {
 }
 "#;
 
-
 use rhai::{Array, Blob, Dynamic, EvalAltResult};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
@@ -292,7 +291,11 @@ impl Runtime {
 
     /// Hands `message` to the client task; the script sees the bytes queued or a negative code.
     fn send(&mut self, message: WsMessage) -> Result<i64, SendError> {
-        let Some(client) = self.client.as_ref().filter(|_| self.link == Link::Connected) else {
+        let Some(client) = self
+            .client
+            .as_ref()
+            .filter(|_| self.link == Link::Connected)
+        else {
             return Err(SendError::Closed);
         };
         let len = message.len();
@@ -345,13 +348,11 @@ impl ConnectSettings {
             _ => Vec::new(),
         };
         let verify_cert = world.par_bool(id, "verifycert");
-        let cafile_set = matches!(world.par(id, "cafile"), Some(ParValue::Str(s)) if !s.trim().is_empty());
+        let cafile_set =
+            matches!(world.par(id, "cafile"), Some(ParValue::Str(s)) if !s.trim().is_empty());
         let ca_pem = if url.starts_with("wss://") && cafile_set && verify_cert {
             let path = world.file_par(id, "cafile")?;
-            Some(
-                std::fs::read(&path)
-                    .map_err(|e| format!("CA file {}: {e}", path.display()))?,
-            )
+            Some(std::fs::read(&path).map_err(|e| format!("CA file {}: {e}", path.display()))?)
         } else {
             None
         };
@@ -370,7 +371,10 @@ impl ConnectSettings {
 
     fn client_config(&self) -> Result<ClientConfig, String> {
         let tls = if self.url.starts_with("wss://") {
-            Some(client::tls_config(self.verify_cert, self.ca_pem.as_deref())?)
+            Some(client::tls_config(
+                self.verify_cert,
+                self.ca_pem.as_deref(),
+            )?)
         } else {
             None
         };
@@ -564,7 +568,12 @@ pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
             stop_with(engine, id, "reset");
             runtime(engine, id).started_with = None;
             engine.world_mut().set_status_error(id, None);
-            monitor(engine, id, Level::Info, "reset: connecting again now".into());
+            monitor(
+                engine,
+                id,
+                Level::Info,
+                "reset: connecting again now".into(),
+            );
             reconcile(engine, id, false);
         }
         _ => {}
@@ -603,7 +612,12 @@ fn stop_with(engine: &mut Engine, id: NodeId, why: &str) {
         monitor(engine, id, Level::Info, format!("disconnected: {why}"));
         engine.call(id, "onDisconnect", vec![dat(id)]);
     } else {
-        monitor(engine, id, Level::Info, format!("stopped connecting: {why}"));
+        monitor(
+            engine,
+            id,
+            Level::Info,
+            format!("stopped connecting: {why}"),
+        );
     }
 }
 
@@ -667,7 +681,11 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
             rt.messages_in += 1;
             rt.bytes_in += data.len() as u64;
             let blob: Blob = data.to_vec();
-            engine.call(id, "onReceiveBinary", vec![dat(id), Dynamic::from_blob(blob)]);
+            engine.call(
+                id,
+                "onReceiveBinary",
+                vec![dat(id), Dynamic::from_blob(blob)],
+            );
         }
         ClientEvent::Message(WsMessage::Ping(data)) => {
             let blob: Blob = data.to_vec();
@@ -891,8 +909,10 @@ fn send(
             Err(SendError::Full) => {
                 let first = !std::mem::replace(&mut rt.queue_full_reported, true);
                 let text = format!(
-                    "{method}: the outgoing queue is full ({} messages waiting); message dropped",
-                    client::OUTGOING_QUEUE_CAPACITY
+                    "{method}: the outgoing queue is full ({} messages or {} MiB wait to be \
+                     written; the server reads slower than the script sends): message dropped",
+                    client::OUTGOING_QUEUE_CAPACITY,
+                    client::OUTGOING_QUEUE_BYTES >> 20
                 );
                 if first {
                     world.report_warning(id, text);
@@ -910,7 +930,9 @@ pub fn register_script_api(engine: &mut rhai::Engine) {
         send(op, "sendText", || Ok(WsMessage::Text(to_cell(&message))))
     });
     engine.register_fn("sendBinary", |op: &mut OpHandle, contents: Dynamic| {
-        send(op, "sendBinary", || Ok(WsMessage::Binary(bytes_of(&contents)?)))
+        send(op, "sendBinary", || {
+            Ok(WsMessage::Binary(bytes_of(&contents)?))
+        })
     });
     engine.register_fn("sendPing", |op: &mut OpHandle| {
         send(op, "sendPing", || Ok(WsMessage::Ping(bytes::Bytes::new())))
