@@ -20,7 +20,7 @@ pub fn run(project_path: PathBuf) -> Result<(), String> {
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             let waker: crate::engine::Waker = Arc::new(move || ctx.request_repaint());
-            let runner = Runner::start_file(&project_path, Some(waker))?;
+            let runner = Runner::start_file(&project_path, Some(waker), &[])?;
             Ok(Box::new(App {
                 runner,
                 project_path,
