@@ -489,7 +489,9 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
     assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
     assert!(has_monitor(&runner, "connected to ws://127.0.0.1:"));
     assert!(console(&runner).contains("connected to ws://127.0.0.1:"));
-    runner.stop();
+    // Turning the DAT off closes with a close frame (stopping the whole runner drops the runtime
+    // and its tasks, so there a close frame is best effort only).
+    set(&runner, WS, "active", ParValue::Bool(false));
     server.wait_for("a clean close", |s| matches!(s, Seen::Gone(Some(1000))));
 }
 
@@ -1014,4 +1016,50 @@ fn a_flood_of_a_million_messages_leaves_maxlines_rows() {
 fn fifo_rows(runner: &Runner) -> usize {
     let engine = runner.engine.lock();
     engine.world().dat(WS).map_or(0, |d| d.num_rows())
+}
+
+#[test]
+fn example_project_talks_to_its_web_server_dat_echo() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/websocket_client.ron");
+    let project = datpatch::project::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    // A free port for the server, and the client held back until it knows that port.
+    let overrides = [
+        ("echo.port".to_string(), "0".to_string()),
+        ("client.active".to_string(), "0".to_string()),
+    ];
+    let runner = Runner::start_with(project, path.parent().unwrap(), None, &overrides).unwrap();
+    let id = |name: &str| runner.engine.lock().project().node_by_name(name).unwrap().id;
+    let (echo, client) = (id("echo"), id("client"));
+    let port = || info::channel(runner.engine.lock().world(), echo, "port").unwrap_or(0.0);
+    wait_until("the echo server", LONG, || port() != 0.0);
+    set(&runner, client, "port", ParValue::Int(port() as i64));
+    set(&runner, client, "active", ParValue::Bool(true));
+
+    let received = || {
+        runner
+            .engine
+            .lock()
+            .project()
+            .node_by_name("received")
+            .and_then(|n| n.table.clone())
+            .unwrap()
+            .rows
+    };
+    wait_until("the echo", LONG, || {
+        let rows = received();
+        rows.iter().any(|r| r[1] == "welcome to /chat")
+            && rows.iter().any(|r| r[1] == "echo: hello from client")
+    });
+    let engine = runner.engine.lock();
+    let table = engine.world().dat(client).unwrap();
+    assert_eq!(table.cell(0, 1).as_deref(), Some("bytes"));
+    assert!(table.num_rows() >= 3);
+    for node in &engine.project().nodes {
+        assert_eq!(
+            info::channel(engine.world(), node.id, "errors"),
+            Some(0.0),
+            "{} has errors",
+            node.name
+        );
+    }
 }
