@@ -424,7 +424,8 @@ pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
         Some(OpKind::Table) => table::cook(engine, id),
         Some(OpKind::Channels) => channels::cook(engine, id),
         Some(OpKind::Execute) => execute::frame(engine, id, "framestart", "onFrameStart"),
-        Some(OpKind::Text | OpKind::WebServer | OpKind::WebSocket) | None => false,
+        Some(OpKind::WebSocket) => websocket::cook(engine, id),
+        Some(OpKind::Text | OpKind::WebServer) | None => false,
     }
 }
 
