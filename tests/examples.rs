@@ -60,6 +60,29 @@ fn run_example(file: &str, server: &str, overrides: &[(&str, &str)]) -> (Runner,
     (runner, addr)
 }
 
+/// A port nothing listens on right now, for examples whose clients must know it in advance.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A WebSocket DAT's received-messages table, as rows of cells.
+fn fifo(runner: &Runner, name: &str) -> Vec<Vec<String>> {
+    let engine = runner.engine.lock();
+    let id = engine.project().node_by_name(name).unwrap().id;
+    let dat = engine.world().dat(id).unwrap();
+    (0..dat.num_rows())
+        .map(|r| {
+            (0..dat.num_cols())
+                .map(|c| dat.cell(r, c).unwrap_or_default())
+                .collect()
+        })
+        .collect()
+}
+
 fn table(runner: &Runner, name: &str) -> Vec<Vec<String>> {
     runner
         .engine
@@ -190,7 +213,32 @@ fn local_addr(ws: &Ws) -> String {
 
 #[test]
 fn chat_relays_every_message_to_every_other_client_and_logs_it() {
-    let (runner, addr) = run_example("chat.ron", "web", &[("monitor.active", "false")]);
+    let port = free_port();
+    let monitor_url = format!("ws://127.0.0.1:{port}/monitor");
+    let (runner, addr) = run_example(
+        "chat.ron",
+        "web",
+        &[
+            ("web.port", &port.to_string()),
+            ("monitor.netaddress", &monitor_url),
+        ],
+    );
+    assert_eq!(addr.port(), port);
+    let monitor = runner
+        .engine
+        .lock()
+        .project()
+        .node_by_name("monitor")
+        .unwrap()
+        .id;
+    assert!(
+        wait_until(Duration::from_secs(20), || info::channel(
+            runner.engine.lock().world(),
+            monitor,
+            "connected"
+        ) == Some(1.0)),
+        "the monitor WebSocket DAT never connected"
+    );
     let page = http(addr, "GET", "/", &[], b"");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("<title>datpatch chat</title>"));
@@ -264,6 +312,19 @@ fn chat_relays_every_message_to_every_other_client_and_logs_it() {
         info::channel(runner.engine.lock().world(), web, "errors"),
         Some(0.0)
     );
+    // The monitor hears every chat message too: its table fills.
+    let chat_rows = || {
+        fifo(&runner, "monitor")
+            .iter()
+            .filter(|r| r[0].contains("\"type\":\"chat\""))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || chat_rows() == 3),
+        "{:?}",
+        fifo(&runner, "monitor")
+    );
+    assert_eq!(fifo(&runner, "monitor")[0][0], "message");
 }
 
 async fn pubsub_client(addr: SocketAddr, token: &str) -> Ws {
@@ -287,7 +348,16 @@ async fn send_json(ws: &mut Ws, value: Value) {
 
 #[test]
 fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
-    let (runner, addr) = run_example("pubsub.ron", "relay", &[("sensors.active", "false")]);
+    let port = free_port();
+    let sensors_url = format!("ws://127.0.0.1:{port}/ws");
+    let (runner, addr) = run_example(
+        "pubsub.ron",
+        "relay",
+        &[
+            ("relay.port", &port.to_string()),
+            ("sensors.netaddress", &sensors_url),
+        ],
+    );
 
     let token = http(
         addr,
@@ -319,6 +389,9 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         400
     );
 
+    // The in-project subscriber is on sensors/temp before anyone else.
+    let subscribed = || fifo(&runner, "sensors").iter().any(|r| r[0].contains("sub_ack"));
+    assert!(wait_until(Duration::from_secs(20), subscribed), "{:?}", fifo(&runner, "sensors"));
     let rt = rt();
     rt.block_on(async {
         // No token, a made-up token, a token without "bearer": all refused with 401.
@@ -344,12 +417,12 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         send_json(&mut a, json!({"op": "sub", "ch": "sensors/temp"})).await;
         assert_eq!(
             next_json(&mut a).await,
-            json!({"type": "sub_ack", "ch": "sensors/temp", "occupancy": 1})
+            json!({"type": "sub_ack", "ch": "sensors/temp", "occupancy": 2})
         );
         send_json(&mut b, json!({"op": "sub", "ch": "lights"})).await;
         assert_eq!(next_json(&mut b).await["type"], "sub_ack");
         send_json(&mut c, json!({"op": "sub", "ch": "sensors/temp"})).await;
-        assert_eq!(next_json(&mut c).await["occupancy"], 2);
+        assert_eq!(next_json(&mut c).await["occupancy"], 3);
 
         send_json(
             &mut publisher,
@@ -392,10 +465,22 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         send_json(&mut a, json!({"op": "unsub", "ch": "sensors/temp"})).await;
         assert_eq!(
             next_json(&mut a).await,
-            json!({"type": "unsub_ack", "ch": "sensors/temp", "occupancy": 0})
+            json!({"type": "unsub_ack", "ch": "sensors/temp", "occupancy": 1})
         );
     });
     assert_eq!(table(&runner, "channel_stats")[1], ["sensors/temp", "101"]);
+    // The in-project subscriber (service token, subscribed in its onConnect) got them all too.
+    let temp_rows = || {
+        fifo(&runner, "sensors")
+            .iter()
+            .filter(|r| r[0].contains("sensors/temp"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || temp_rows() >= 100),
+        "{:?}",
+        fifo(&runner, "sensors")
+    );
     let relay = runner
         .engine
         .lock()
@@ -671,4 +756,62 @@ fn chat_page_works_between_two_headless_chromium_pages() {
     });
     let log = table(&runner, "log");
     assert_eq!(log.len(), 3, "{log:?}");
+}
+
+#[test]
+fn sensors_stream_becomes_channels() {
+    let port = free_port();
+    let feed_url = format!("ws://127.0.0.1:{port}/feed");
+    let (runner, _addr) = run_example(
+        "sensors.ron",
+        "hub",
+        &[
+            ("hub.port", &port.to_string()),
+            ("feed.netaddress", &feed_url),
+        ],
+    );
+    let id = runner
+        .engine
+        .lock()
+        .project()
+        .node_by_name("sensors")
+        .unwrap()
+        .id;
+    let names = || -> Vec<String> {
+        let engine = runner.engine.lock();
+        datpatch::ops::channels::runtime_ref(engine.world(), id)
+            .map(|rt| rt.channels().iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || names().len() >= 6),
+        "{:?}",
+        names()
+    );
+    let mut got = names();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "sensors/imu:accel/x",
+            "sensors/imu:accel/y",
+            "sensors/imu:accel/z",
+            "sensors/imu:moving",
+            "sensors/temp:humidity",
+            "sensors/temp:temperature"
+        ],
+        "strings (label) are not channels; booleans are"
+    );
+    let sample = |name: &str| {
+        let engine = runner.engine.lock();
+        datpatch::ops::channels::runtime_ref(engine.world(), id)
+            .and_then(|rt| rt.channel(name).map(|c| (c.history.len(), c.value)))
+    };
+    assert!(wait_until(Duration::from_secs(30), || sample(
+        "sensors/temp:temperature"
+    )
+    .is_some_and(|(n, _)| n >= 5)));
+    let (_, temperature) = sample("sensors/temp:temperature").unwrap();
+    assert!((18.9..=23.1).contains(&temperature), "{temperature}");
+    assert_eq!(sample("sensors/imu:accel/z").unwrap().1, 9.81);
 }

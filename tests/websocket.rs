@@ -1030,7 +1030,15 @@ fn example_project_talks_to_its_web_server_dat_echo() {
         engine.set_par_by_path("client.active", "0")
     })
     .unwrap();
-    let id = |name: &str| runner.engine.lock().project().node_by_name(name).unwrap().id;
+    let id = |name: &str| {
+        runner
+            .engine
+            .lock()
+            .project()
+            .node_by_name(name)
+            .unwrap()
+            .id
+    };
     let (echo, client) = (id("echo"), id("client"));
     let port = || info::channel(runner.engine.lock().world(), echo, "port").unwrap_or(0.0);
     wait_until("the echo server", LONG, || port() != 0.0);
