@@ -390,8 +390,16 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
     );
 
     // The in-project subscriber is on sensors/temp before anyone else.
-    let subscribed = || fifo(&runner, "sensors").iter().any(|r| r[0].contains("sub_ack"));
-    assert!(wait_until(Duration::from_secs(20), subscribed), "{:?}", fifo(&runner, "sensors"));
+    let subscribed = || {
+        fifo(&runner, "sensors")
+            .iter()
+            .any(|r| r[0].contains("sub_ack"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), subscribed),
+        "{:?}",
+        fifo(&runner, "sensors")
+    );
     let rt = rt();
     rt.block_on(async {
         // No token, a made-up token, a token without "bearer": all refused with 401.
@@ -814,4 +822,78 @@ fn sensors_stream_becomes_channels() {
     let (_, temperature) = sample("sensors/temp:temperature").unwrap();
     assert!((18.9..=23.1).contains(&temperature), "{temperature}");
     assert_eq!(sample("sensors/imu:accel/z").unwrap().1, 9.81);
+}
+
+#[test]
+fn nanollm_frames_round_trip_between_a_web_server_dat_and_a_websocket_dat() {
+    let port = free_port();
+    let text = format!(
+        r####"(
+    nodes: [
+        (id: 1, name: "server", kind: WebServer, params: {{"port": {port}, "format": "nanollm"}}),
+        (id: 2, name: "server_callbacks", kind: Text, text: r###"
+fn onWebSocketOpen(dat, client, uri) {{
+    dat.webSocketSendBinary(client, blob(10));
+}}
+fn onWebSocketReceiveFrame(dat, client, frame) {{
+    dat.webSocketSendFramed(client, frame.type, frame.payload, frame.metadata);
+}}
+"###),
+        (id: 3, name: "client", kind: WebSocket, params: {{"netaddress": "ws://127.0.0.1:{port}/", "format": "nanollm"}}),
+        (id: 4, name: "client_callbacks", kind: Text, text: r###"
+fn onConnect(dat) {{
+    dat.sendFramed("json", #{{ hello: "world" }}, "");
+    dat.sendFramed("text", "plain words", "txt");
+    let b = blob(3);
+    b[0] = 1; b[1] = 2; b[2] = 255;
+    dat.sendFramed(5, b, "png");
+    dat.sendBinary("not a frame");
+}}
+fn onReceiveFrame(dat, rowIndex, frame) {{
+    let log = op("log");
+    log.appendRow([rowIndex, frame.msg_id, frame.type, frame.metadata, frame.text]);
+}}
+"###),
+        (id: 5, name: "log", kind: Table),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks), (from: 4, to: 3, input: Callbacks)],
+)"####
+    );
+    let project = datpatch::project::load_str(&text, Path::new("nanollm.ron"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runner = Runner::start(project, Path::new("."), None).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || table(&runner, "log").len() == 3),
+        "{:?}",
+        table(&runner, "log")
+    );
+    assert_eq!(
+        table(&runner, "log"),
+        [
+            ["1", "0", "json", "", r#"{"hello":"world"}"#],
+            ["2", "1", "text", "txt", "plain words"],
+            ["3", "2", "image", "png", "01 02 ff"],
+        ]
+    );
+    let rows = fifo(&runner, "client");
+    assert_eq!(
+        rows[0],
+        ["msg_id", "timestamp", "type", "size", "metadata", "payload"]
+    );
+    assert_eq!(rows[3][2..], ["image", "3", "png", "01 02 ff"]);
+    let channel = |node: &str, name: &str| {
+        let engine = runner.engine.lock();
+        let id = engine.project().node_by_name(node).unwrap().id;
+        info::channel(engine.world(), id, name).unwrap()
+    };
+    assert!(wait_until(Duration::from_secs(10), || channel(
+        "server",
+        "malformed_frames"
+    ) == 1.0));
+    assert_eq!(
+        channel("client", "malformed_frames"),
+        1.0,
+        "the short frame the server sent on open"
+    );
+    assert_eq!(channel("client", "errors"), 0.0);
 }
