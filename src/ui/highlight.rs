@@ -210,7 +210,7 @@ mod tests {
         let job = highlight(text, language, FontId::monospace(12.0), true);
         job.sections
             .iter()
-            .map(|s| job.text[s.byte_range.clone()].to_string())
+            .map(|s| job.text[s.byte_range.start.0..s.byte_range.end.0].to_string())
             .collect()
     }
 

@@ -46,7 +46,7 @@ pub fn show(
             .label("Name")
             .on_hover_text("Unique in the project; scripts find the node with op(\"name\").");
         let (response, committed) = text_field(ui, state, (id, NAME_KEY), &node.name, false, 180.0);
-        response.labelled_by(label.id);
+        response.labelled_by_param(label.id);
         if let Some(name) = committed {
             actions.push(Action::edit(Command::RenameNode {
                 id,
@@ -125,7 +125,7 @@ fn row(
     match def.kind {
         ParKind::Toggle(_) => {
             let mut on = world.par_bool(id, token);
-            let r = ui.checkbox(&mut on, "").labelled_by(label.id);
+            let r = ui.checkbox(&mut on, "").labelled_by_param(label.id);
             if r.changed() {
                 actions.push(Action::edit(set(ParValue::Bool(on))));
             }
@@ -138,7 +138,7 @@ fn row(
                         .range(min..=max)
                         .update_while_editing(false),
                 )
-                .labelled_by(label.id);
+                .labelled_by_param(label.id);
             if r.changed() {
                 actions.push(Action::merged(
                     set(ParValue::Int(value)),
@@ -155,7 +155,7 @@ fn row(
                         .speed(0.01)
                         .update_while_editing(false),
                 )
-                .labelled_by(label.id);
+                .labelled_by_param(label.id);
             if r.changed() {
                 actions.push(Action::merged(
                     set(ParValue::Float(value)),
@@ -167,7 +167,7 @@ fn row(
             let current = raw.map(|v| v.to_string()).unwrap_or_default();
             let password = def.kind == ParKind::Password;
             let (r, committed) = text_field(ui, state, (id, token), &current, password, 200.0);
-            r.labelled_by(label.id);
+            r.labelled_by_param(label.id);
             if let Some(text) = committed {
                 actions.push(Action::edit(set(ParValue::Str(text))));
             }
@@ -176,7 +176,7 @@ fn row(
             let current = raw.map(|v| v.to_string()).unwrap_or_default();
             ui.horizontal(|ui| {
                 let (r, committed) = text_field(ui, state, (id, token), &current, false, 170.0);
-                r.labelled_by(label.id);
+                r.labelled_by_param(label.id);
                 if let Some(text) = committed {
                     actions.push(Action::edit(set(ParValue::Str(text))));
                 }
@@ -212,13 +212,13 @@ fn row(
                         }
                     }
                 });
-            r.response.labelled_by(label.id);
+            r.response.labelled_by_param(label.id);
         }
         ParKind::Pulse => {
             let r = ui
                 .button("Pulse")
                 .on_hover_text(def.help)
-                .labelled_by(label.id);
+                .labelled_by_param(label.id);
             if r.clicked() {
                 actions.push(Action::Run(Command::Pulse {
                     id,
@@ -270,7 +270,7 @@ fn op_picker(
                     }
                 }
             });
-        r.response.labelled_by(label);
+        r.response.labelled_by_param(label);
         if let Some(from) = wired
             && ui
                 .small_button("→")
@@ -280,6 +280,22 @@ fn op_picker(
             actions.push(Action::Focus(from));
         }
     });
+}
+
+/// Names a widget by the label in the parameter's first column, for screen readers (and tests
+/// that find widgets by label). The widget's own, empty label is cleared so the relation counts.
+trait LabelledByParam {
+    fn labelled_by_param(self, label: egui::Id) -> Self;
+}
+
+impl LabelledByParam for egui::Response {
+    fn labelled_by_param(self, label: egui::Id) -> Self {
+        let response = self.labelled_by(label);
+        response
+            .ctx
+            .accesskit_node_builder(response.id, |node| node.clear_label());
+        response
+    }
 }
 
 /// A single-line field over `current`; returns the text to commit when editing ends with a
