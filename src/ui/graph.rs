@@ -459,12 +459,12 @@ impl GraphView {
 /// The searchable list of operator kinds (Tab menu and right-click menu). Enter takes the first
 /// match.
 fn create_menu_ui(ui: &mut Ui, query: &mut String, focus: bool) -> Option<OpKind> {
-    ui.set_min_width(220.0);
+    ui.set_width(220.0);
     ui.strong("Create operator");
     let search = ui.add(
         egui::TextEdit::singleline(query)
             .hint_text("Search…")
-            .desired_width(f32::INFINITY),
+            .desired_width(220.0),
     );
     if focus {
         search.request_focus();
@@ -481,8 +481,11 @@ fn create_menu_ui(ui: &mut Ui, query: &mut String, focus: bool) -> Option<OpKind
         .collect();
     let enter = search.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let mut chosen = None;
-    for kind in &matches {
-        let button = egui::Button::new(kind.label()).min_size(vec2(ui.available_width(), 0.0));
+    for (i, kind) in matches.iter().enumerate() {
+        // With a search typed, the first match is what Enter creates: show it chosen.
+        let button = egui::Button::new(kind.label())
+            .min_size(vec2(ui.available_width(), 0.0))
+            .selected(i == 0 && !q.is_empty());
         if ui.add(button).on_hover_text(describe(*kind)).clicked() {
             chosen = Some(*kind);
         }

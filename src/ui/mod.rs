@@ -255,8 +255,8 @@ impl App {
             });
         egui::Panel::bottom("console")
             .resizable(true)
-            .default_size(170.0)
-            .min_size(80.0)
+            .default_size(140.0)
+            .min_size(60.0)
             .show(ui, |ui| {
                 console::show(ui, &mut self.console, world, &mut self.actions);
             });
@@ -271,7 +271,7 @@ impl App {
         if let Some(id) = viewer_node {
             egui::Panel::bottom("viewer")
                 .resizable(true)
-                .default_size(240.0)
+                .default_size(220.0)
                 .min_size(80.0)
                 .show(ui, |ui| {
                     self.viewer(ui, world, id);
