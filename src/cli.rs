@@ -23,9 +23,19 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run a project without a window until Ctrl+C or SIGTERM, printing the console to stderr.
-    Run { project: PathBuf },
+    Run {
+        project: PathBuf,
+        /// Override a parameter before anything starts, e.g. `--set web.port=8080` (repeatable).
+        #[arg(long = "set", value_name = "NODE.PAR=VALUE", value_parser = parse_override)]
+        overrides: Vec<(String, String)>,
+    },
     /// Validate a project file; exits non-zero with the error (file:line:column) if it is bad.
-    Check { project: PathBuf },
+    Check {
+        project: PathBuf,
+        /// Also rewrite the file as a save would (canonical order and layout).
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 /// The project opened when none is given: looked up beside the working directory, then in the
@@ -41,8 +51,8 @@ pub fn default_project() -> PathBuf {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Cmd::Run { project }) => crate::headless::run(&project),
-        Some(Cmd::Check { project }) => check(&project),
+        Some(Cmd::Run { project, overrides }) => crate::headless::run(&project, &overrides),
+        Some(Cmd::Check { project, write }) => check(&project, write),
         None => crate::ui::run(cli.project.unwrap_or_else(default_project)),
     };
     match result {
@@ -54,8 +64,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> Result<(), String> {
+fn parse_override(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(target, value)| (target.trim().to_string(), value.to_string()))
+        .ok_or_else(|| format!("\"{text}\": write NODE.PARAMETER=VALUE"))
+}
+
+fn check(path: &std::path::Path, write: bool) -> Result<(), String> {
     let project = crate::project::load_file(path).map_err(|e| e.to_string())?;
+    if write {
+        crate::project::save_file(&project, path).map_err(|e| e.to_string())?;
+    }
     println!(
         "{}: ok ({} nodes, {} wires)",
         path.display(),

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::runner::Runner;
 
-pub fn run(path: &Path) -> Result<(), String> {
-    let runner = Runner::start_file(path, None)?;
+pub fn run(path: &Path, overrides: &[(String, String)]) -> Result<(), String> {
+    let runner = Runner::start_file(path, None, overrides)?;
     runner.engine.lock().console_mut().echo_to_stderr = true;
     eprintln!(
         "datpatch: running {} (Ctrl+C or SIGTERM stops)",

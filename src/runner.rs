@@ -23,15 +23,31 @@ impl Runner {
         base_dir: &Path,
         waker: Option<Waker>,
     ) -> std::io::Result<Runner> {
+        Runner::start_with(project, base_dir, waker, &[]).map_err(std::io::Error::other)
+    }
+
+    /// Like [`Runner::start`], with parameter overrides (`web.port` = `0`) applied before any
+    /// operator starts, as `datpatch run --set` gives them.
+    pub fn start_with(
+        project: Project,
+        base_dir: &Path,
+        waker: Option<Waker>,
+        overrides: &[(String, String)],
+    ) -> Result<Runner, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("net")
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(|e| format!("starting the network runtime: {e}"))?;
         let (mut engine, events) = Engine::new(project, runtime.handle().clone());
         engine.world_mut().base_dir = base_dir.to_path_buf();
+        for (target, value) in overrides {
+            engine.set_par_by_path(target, value)?;
+        }
         let engine = Arc::new(Mutex::new(engine));
-        let cook = spawn_cook_thread(engine.clone(), events, waker)?;
+        let cook = spawn_cook_thread(engine.clone(), events, waker)
+            .map_err(|e| format!("starting the cook thread: {e}"))?;
         Ok(Runner {
             engine,
             cook: Some(cook),
@@ -40,10 +56,14 @@ impl Runner {
     }
 
     /// Loads and starts a project file.
-    pub fn start_file(path: &Path, waker: Option<Waker>) -> Result<Runner, String> {
+    pub fn start_file(
+        path: &Path,
+        waker: Option<Waker>,
+        overrides: &[(String, String)],
+    ) -> Result<Runner, String> {
         let project = crate::project::load_file(path).map_err(|e| e.to_string())?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Runner::start(project, base_dir, waker).map_err(|e| format!("starting the engine: {e}"))
+        Runner::start_with(project, base_dir, waker, overrides)
     }
 
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {

@@ -87,11 +87,38 @@ fn every_project_file_loads_runs_headless_and_resaves_byte_identical() {
         );
 
         let (mut engine, _rt) = stepped(project);
+        // Free ports, so examples run beside anything else on this machine.
+        let servers: Vec<String> = engine
+            .project()
+            .nodes
+            .iter()
+            .filter(|n| n.kind == OpKind::WebServer)
+            .map(|n| n.name.clone())
+            .collect();
+        for name in servers {
+            engine
+                .set_par_by_path(&format!("{name}.port"), "0")
+                .unwrap();
+        }
         for _ in 0..5 {
             engine.cook_frame();
         }
+        let mut ran = engine.project().clone();
+        for node in &mut ran.nodes {
+            if node.kind == OpKind::WebServer {
+                node.params.insert(
+                    "port".into(),
+                    project::load_file(&path)
+                        .unwrap()
+                        .node(node.id)
+                        .unwrap()
+                        .params["port"]
+                        .clone(),
+                );
+            }
+        }
         assert_eq!(
-            to_ron_string(engine.project()).unwrap(),
+            to_ron_string(&ran).unwrap(),
             text,
             "{} changed after 5 frames",
             path.display()
@@ -390,7 +417,7 @@ fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
 #[test]
 fn info_channels_are_live_on_the_cook_thread() {
     let path = projects_dir().join("basics.ron");
-    let runner = Runner::start_file(&path, None).unwrap();
+    let runner = Runner::start_file(&path, None, &[]).unwrap();
     let ticker = id_of(&runner.engine.lock(), "ticker");
     let cooks = || info::channel(runner.engine.lock().world(), ticker, "total_cooks").unwrap();
     assert!(wait_until(Duration::from_secs(10), || cooks() >= 3.0));

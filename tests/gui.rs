@@ -676,3 +676,114 @@ fn console_lines_select_their_node_and_pause_counts_new_lines() {
     gui.steps(2);
     gui.h.get_by_label_contains("later 2");
 }
+
+/// A Web Server DAT on a free port of 127.0.0.1 whose callbacks take messages silently.
+const SERVER: &str = r#"(
+    nodes: [
+        (id: 1, name: "web", kind: WebServer, pos: (40.0, 40.0), params: {"port": 0, "localaddress": "127.0.0.1"}),
+        (id: 2, name: "web_callbacks", kind: Text, pos: (40.0, 220.0), text: "fn onWebSocketReceiveText(dat, client, data) {\n}\n"),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"#;
+
+/// The number at the end of the Info panel line of `channel`.
+fn info_value(gui: &Gui, channel: &str) -> f64 {
+    let pattern = format!("{channel} ");
+    let text = gui
+        .h
+        .get_by_label_contains(&pattern)
+        .value()
+        .unwrap_or_default();
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {text:?}"))
+}
+
+#[test]
+fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut gui = Gui::new(load(SERVER));
+    let web = gui.id("web");
+    gui.select("web");
+    let engine = gui.app().runner().engine.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        let port =
+            datpatch::engine::info::channel(engine.lock().world(), web, "port").unwrap_or(0.0);
+        if port > 0.0 {
+            break port as u16;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    gui.steps(2);
+    assert_eq!(info_value(&gui, "messages_in"), 0.0);
+
+    // A client on 127.0.0.1 keeps sending until told to stop.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = rt.spawn(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/feed"))
+            .await
+            .unwrap();
+        let mut sent = 0u32;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                    ws.send(Message::text(format!("m{sent}"))).await.unwrap();
+                    sent += 1;
+                }
+            }
+        }
+        // Wait for the server to close us (the Info panel's Close button).
+        let mut closed = false;
+        while let Some(message) = ws.next().await {
+            if matches!(message, Ok(Message::Close(_)) | Err(_)) {
+                closed = true;
+                break;
+            }
+        }
+        closed || ws.next().await.is_none()
+    });
+
+    // The counter rises while the client sends, frame after frame.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        gui.steps(2);
+        seen.push(info_value(&gui, "messages_in"));
+    }
+    assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
+    assert!(seen[0] > 0.0, "{seen:?}");
+    assert_eq!(info_value(&gui, "websocket_connections"), 1.0);
+    let rate = gui
+        .h
+        .get_by_label_contains("message rate:")
+        .value()
+        .unwrap_or_default();
+    assert!(!rate.ends_with(" 0 msg/s"), "{rate}");
+    // The client is listed with its uri, and its Close button closes it.
+    gui.h.get_by_label("/feed");
+    let _ = stop.send(());
+    gui.h.get_by_label("Close").click();
+    gui.steps(3);
+    let closed = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), client).await });
+    assert!(matches!(closed, Ok(Ok(true))), "{closed:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        gui.steps(1);
+        if info_value(&gui, "websocket_connections") == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client was not closed");
+    }
+}

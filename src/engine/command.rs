@@ -211,6 +211,21 @@ impl Engine {
         self.world().require(id)
     }
 
+    /// Sets `node.par` from text, as the command line's `--set web.port=0` does.
+    pub fn set_par_by_path(&mut self, target: &str, value: &str) -> Result<(), String> {
+        let (node, token) = target.split_once('.').ok_or_else(|| {
+            format!("--set {target}: write NODE.PARAMETER=VALUE, e.g. web.port=8080")
+        })?;
+        let id = self
+            .project()
+            .node_by_name(node)
+            .map(|n| n.id)
+            .ok_or_else(|| format!("--set {target}: no node named \"{node}\""))?;
+        self.world_mut()
+            .set_param(id, token, ParValue::Str(value.to_string()))
+            .map_err(|e| format!("--set {target}={value}: {e}"))
+    }
+
     fn set_document(&mut self, mut project: Project) -> Result<(), CommandError> {
         validate::validate(&mut project).map_err(|e| CommandError::Invalid(e.message))?;
         let old_ids: Vec<NodeId> = self.project().nodes.iter().map(|n| n.id).collect();

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod server;
+pub mod tls;
 
 use crate::project::NodeId;
 

@@ -201,57 +201,671 @@ fn onServerStop(dat) {
 }
 "#;
 
-use crate::engine::{Engine, World};
-use crate::net::server::ServerEvent;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
+use subtle::ConstantTimeEq;
+
+use crate::engine::{CallOutcome, Engine, Level, OpRuntime, World};
+pub use crate::net::server::ClientInfo;
+use crate::net::server::{
+    self, HttpRequest, HttpResponse, SendError, ServerEvent, ServerHandle, ServerLimits,
+};
+use crate::net::{WsMessage, tls};
 use crate::project::NodeId;
+use crate::script::{OpHandle, to_cell, with_op};
 
-#[derive(Debug, Default)]
-pub struct Runtime {}
-
-pub fn reconcile(_engine: &mut Engine, _id: NodeId, _first: bool) {}
-
-pub fn pulse(_engine: &mut Engine, _id: NodeId, _token: &str) {}
-
-pub fn handle_event(_engine: &mut Engine, _id: NodeId, _run: u64, event: ServerEvent) {
-    match event {}
+/// What the listener was started with; a change restarts it, anything else does not.
+#[derive(Debug, Clone, PartialEq)]
+struct ListenSpec {
+    bind: SocketAddr,
+    /// (certificate, private key, password), resolved.
+    tls: Option<(std::path::PathBuf, std::path::PathBuf, String)>,
 }
 
-pub fn stop(_engine: &mut Engine, _id: NodeId) {}
-
-pub fn extra_info(_runtime: &Runtime, _out: &mut Vec<(&'static str, f64)>) {}
-
-pub fn register_script_api(_engine: &mut rhai::Engine) {}
-
-/// One connected WebSocket client, as the Info panel lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClientInfo {
-    /// `ip:port`, the id scripts use.
-    pub address: String,
-    pub uri: String,
-    /// Unix epoch milliseconds.
-    pub connected_since_ms: i64,
+#[derive(Debug, Default)]
+pub struct Runtime {
+    /// Increases with every start, so events from an older listener are ignored.
+    run: u64,
+    server: Option<ServerHandle>,
+    spec: Option<ListenSpec>,
+    limits: Arc<parking_lot::RwLock<ServerLimits>>,
+    pub http_requests: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
     pub bytes_out: u64,
-    pub last_activity_ms: i64,
+}
+
+impl Runtime {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.local_addr)
+    }
+}
+
+fn runtime(world: &mut World, id: NodeId) -> &mut Runtime {
+    let state = world.state_mut(id);
+    if !matches!(state.runtime, OpRuntime::WebServer(_)) {
+        state.runtime = OpRuntime::WebServer(Runtime::default());
+    }
+    match &mut state.runtime {
+        OpRuntime::WebServer(rt) => rt,
+        _ => unreachable!("set just above"),
+    }
+}
+
+fn runtime_ref(world: &World, id: NodeId) -> Option<&Runtime> {
+    match world.state(id).map(|s| &s.runtime) {
+        Some(OpRuntime::WebServer(rt)) => Some(rt),
+        _ => None,
+    }
+}
+
+fn limits_from(world: &World, id: NodeId) -> ServerLimits {
+    let int = |token| world.par_int(id, token).max(0) as u64;
+    ServerLimits {
+        max_connections: int("maxconnections").max(1) as usize,
+        max_body_bytes: int("maxbody"),
+        max_message_bytes: int("maxmessage").max(1) as usize,
+        request_timeout_ms: int("requesttimeout").max(1),
+        header_timeout_ms: int("headertimeout").max(1),
+        ping_interval_ms: int("pinginterval"),
+    }
+}
+
+fn listen_spec(world: &World, id: NodeId) -> Result<ListenSpec, String> {
+    let address = world.par_str(id, "localaddress")?;
+    let ip: IpAddr = if address.trim().is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        address
+            .trim()
+            .parse()
+            .map_err(|_| format!("Local Address \"{address}\" is not an IP address"))?
+    };
+    let port = u16::try_from(world.par_int(id, "port"))
+        .map_err(|_| "Port must be 0..65535".to_string())?;
+    let tls = if world.par_bool(id, "secure") {
+        Some((
+            world.file_par(id, "certificate")?,
+            world.file_par(id, "privatekey")?,
+            world.par_str(id, "password")?,
+        ))
+    } else {
+        None
+    };
+    Ok(ListenSpec {
+        bind: SocketAddr::new(ip, port),
+        tls,
+    })
+}
+
+pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
+    let world = engine.world_mut();
+    let limits = limits_from(world, id);
+    *runtime(world, id).limits.write() = limits;
+    let wanted = if world.par_bool(id, "active") {
+        match listen_spec(world, id) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                stop(engine, id);
+                engine.world_mut().set_status_error(id, Some(e));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let world = engine.world_mut();
+    let running = runtime(world, id).spec.clone();
+    if wanted == running && (wanted.is_none() || runtime(world, id).server.is_some()) {
+        if wanted.is_none() {
+            world.set_status_error(id, None);
+        }
+        return;
+    }
+    stop(engine, id);
+    if let Some(spec) = wanted {
+        start(engine, id, spec);
+    } else {
+        engine.world_mut().set_status_error(id, None);
+    }
+}
+
+fn start(engine: &mut Engine, id: NodeId, spec: ListenSpec) {
+    let tls = match &spec.tls {
+        Some((certificate, key, password)) => {
+            match tls::server_config(certificate, key, password) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    engine.world_mut().set_status_error(id, Some(e));
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let net = engine.net().clone();
+    let world = engine.world_mut();
+    let rt = runtime(world, id);
+    rt.run += 1;
+    let config = server::ServerConfig {
+        node: id,
+        run: rt.run,
+        bind: spec.bind,
+        tls,
+        limits: rt.limits.clone(),
+    };
+    match server::start(config, net.events, &net.rt) {
+        Ok(handle) => {
+            let scheme = if spec.tls.is_some() { "https" } else { "http" };
+            let addr = handle.local_addr;
+            let rt = runtime(world, id);
+            rt.server = Some(handle);
+            rt.spec = Some(spec);
+            world.set_status_error(id, None);
+            world.log(
+                Level::Info,
+                Some(id),
+                format!("listening on {scheme}://{addr}"),
+            );
+            let dat = Dynamic::from(OpHandle { id });
+            engine.call(id, "onServerStart", vec![dat]);
+        }
+        Err(e) => world.set_status_error(id, Some(e)),
+    }
+}
+
+pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
+    if token == "restart" && engine.world().par_bool(id, "active") {
+        stop(engine, id);
+        reconcile(engine, id, false);
+    }
+}
+
+pub fn stop(engine: &mut Engine, id: NodeId) {
+    let world = engine.world_mut();
+    let rt = runtime(world, id);
+    rt.spec = None;
+    if let Some(server) = rt.server.take() {
+        let addr = server.local_addr;
+        server.shutdown();
+        world.log(
+            Level::Info,
+            Some(id),
+            format!("stopped listening on {addr}"),
+        );
+        engine.call(id, "onServerStop", vec![Dynamic::from(OpHandle { id })]);
+    }
+}
+
+fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Body as a string when it is UTF-8, else as a blob (as TouchDesigner hands str or bytes).
+fn body_value(body: &Bytes) -> Dynamic {
+    match std::str::from_utf8(body) {
+        Ok(text) => text.into(),
+        Err(_) => Dynamic::from_blob(body.to_vec()),
+    }
+}
+
+/// The `request` map of DESIGN §4: fields, then every header under its usual spelling
+/// (`Content-Type`) and in lower case (`content-type`).
+fn request_map(request: &HttpRequest) -> Map {
+    let mut map = Map::new();
+    map.insert("method".into(), request.method.clone().into());
+    map.insert("uri".into(), request.path.clone().into());
+    let mut pars = Map::new();
+    for (key, value) in form_urlencoded::parse(request.query.as_bytes()) {
+        pars.insert(key.as_ref().into(), value.into_owned().into());
+    }
+    map.insert("pars".into(), pars.into());
+    map.insert(
+        "clientAddress".into(),
+        request.client_addr.to_string().into(),
+    );
+    map.insert(
+        "serverAddress".into(),
+        request.server_addr.to_string().into(),
+    );
+    map.insert("data".into(), body_value(&request.body));
+    for (name, value) in &request.headers {
+        for key in [title_case(name), name.clone()] {
+            if matches!(
+                key.as_str(),
+                "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data"
+            ) {
+                continue;
+            }
+            match map.get_mut(key.as_str()) {
+                // Repeated headers are joined, as HTTP allows.
+                Some(existing) => *existing = format!("{}, {value}", to_cell(existing)).into(),
+                None => {
+                    map.insert(key.into(), value.clone().into());
+                }
+            }
+        }
+    }
+    map
+}
+
+fn response_map(status: u16, reason: &str) -> Map {
+    let mut map = Map::new();
+    map.insert("statusCode".into(), (status as i64).into());
+    map.insert("statusReason".into(), reason.into());
+    map.insert("data".into(), "".into());
+    map
+}
+
+/// Turns the callback's returned map into an answer, or says why it cannot.
+fn to_response(value: Dynamic, callback: &str) -> Result<HttpResponse, String> {
+    let type_name = value.type_name();
+    let Some(map) = value.try_cast::<Map>() else {
+        return Err(format!(
+            "{callback} returned {type_name}, not the response map (end it with `response`)"
+        ));
+    };
+    let mut response = HttpResponse {
+        status: 404,
+        reason: None,
+        headers: Vec::new(),
+        body: Bytes::new(),
+    };
+    let mut has_content_type = false;
+    for (key, value) in map {
+        match key.as_str() {
+            "statusCode" => {
+                let status = value
+                    .as_int()
+                    .ok()
+                    .or_else(|| to_cell(&value).trim().parse().ok())
+                    .filter(|s| (100..=999).contains(s))
+                    .ok_or_else(|| {
+                        format!("statusCode {value} is not an HTTP status (100..999)")
+                    })?;
+                response.status = status as u16;
+            }
+            "statusReason" => response.reason = Some(to_cell(&value)).filter(|r| !r.is_empty()),
+            "data" => {
+                response.body = match value.clone().try_cast::<Blob>() {
+                    Some(blob) => Bytes::from(blob),
+                    None => Bytes::from(to_cell(&value)),
+                }
+            }
+            name => {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(format!(
+                        "response key \"{name}\" is not a valid header name"
+                    ));
+                }
+                has_content_type |= name.eq_ignore_ascii_case("content-type");
+                response.headers.push((name.to_string(), to_cell(&value)));
+            }
+        }
+    }
+    if !has_content_type && !response.body.is_empty() {
+        let guess = if std::str::from_utf8(&response.body).is_ok() {
+            "text/html; charset=utf-8"
+        } else {
+            "application/octet-stream"
+        };
+        response.headers.push(("Content-Type".into(), guess.into()));
+    }
+    Ok(response)
+}
+
+fn error_response() -> HttpResponse {
+    HttpResponse::status(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
+    if runtime(engine.world_mut(), id).run != run {
+        return; // From a listener that has since stopped; dropping a reply sender answers 503.
+    }
+    let dat = || Dynamic::from(OpHandle { id });
+    match event {
+        ServerEvent::HttpRequest { request, reply } => {
+            runtime(engine.world_mut(), id).http_requests += 1;
+            let args = vec![
+                dat(),
+                request_map(&request).into(),
+                response_map(404, "Not Found").into(),
+            ];
+            let response = match engine.call(id, "onHTTPRequest", args) {
+                CallOutcome::Missing => HttpResponse::status(http::StatusCode::NOT_FOUND),
+                CallOutcome::Done(value) => {
+                    to_response(value, "onHTTPRequest").unwrap_or_else(|e| {
+                        report(engine, id, e);
+                        error_response()
+                    })
+                }
+                CallOutcome::Failed(_) => error_response(),
+            };
+            answer(engine, id, &request, reply, response);
+        }
+        ServerEvent::WsUpgrade { request, reply } => {
+            let args = vec![
+                dat(),
+                request_map(&request).into(),
+                response_map(101, "Switching Protocols").into(),
+            ];
+            let response = match engine.call(id, "onWebSocketUpgrade", args) {
+                CallOutcome::Missing => HttpResponse {
+                    status: 101,
+                    reason: None,
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                },
+                CallOutcome::Done(value) => to_response(value, "onWebSocketUpgrade")
+                    .unwrap_or_else(|e| {
+                        report(engine, id, e);
+                        error_response()
+                    }),
+                CallOutcome::Failed(_) => error_response(),
+            };
+            answer(engine, id, &request, reply, response);
+        }
+        ServerEvent::WsOpen { client, uri } => {
+            engine.call(
+                id,
+                "onWebSocketOpen",
+                vec![dat(), client.into(), uri.into()],
+            );
+        }
+        ServerEvent::WsMessage { client, message } => {
+            let rt = runtime(engine.world_mut(), id);
+            rt.messages_in += 1;
+            rt.bytes_in += message.len() as u64;
+            let (callback, data) = match message {
+                WsMessage::Text(text) => ("onWebSocketReceiveText", Dynamic::from(text)),
+                WsMessage::Binary(b) => {
+                    ("onWebSocketReceiveBinary", Dynamic::from_blob(b.to_vec()))
+                }
+                WsMessage::Ping(b) => ("onWebSocketReceivePing", Dynamic::from_blob(b.to_vec())),
+                WsMessage::Pong(b) => ("onWebSocketReceivePong", Dynamic::from_blob(b.to_vec())),
+            };
+            engine.call(id, callback, vec![dat(), client.into(), data]);
+        }
+        ServerEvent::WsClose {
+            client,
+            code,
+            reason,
+        } => {
+            if let Some(code) = code.filter(|c| ![1000, 1001, 1005].contains(c)) {
+                let detail = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                engine.world_mut().log(
+                    Level::Info,
+                    Some(id),
+                    format!("{client} closed with {code}{detail}"),
+                );
+            }
+            engine.call(id, "onWebSocketClose", vec![dat(), client.into()]);
+        }
+        ServerEvent::Warning { text } => engine.world_mut().report_warning(id, text),
+        ServerEvent::Failed { error } => {
+            let rt = runtime(engine.world_mut(), id);
+            rt.server = None;
+            rt.spec = None;
+            engine.world_mut().set_status_error(id, Some(error));
+        }
+    }
+}
+
+fn report(engine: &mut Engine, id: NodeId, text: String) {
+    let script_node = engine.world().callbacks_node(id);
+    engine.world_mut().report_error(
+        id,
+        crate::engine::NodeError {
+            text,
+            script_node,
+            line: None,
+            time_ms: crate::engine::unix_time_ms(),
+        },
+    );
+}
+
+fn answer(
+    engine: &mut Engine,
+    id: NodeId,
+    request: &HttpRequest,
+    reply: tokio::sync::oneshot::Sender<HttpResponse>,
+    response: HttpResponse,
+) {
+    if reply.send(response).is_err() {
+        // The listener gave up waiting and already answered 503.
+        let timeout_ms = engine.world().par_int(id, "requesttimeout");
+        report(
+            engine,
+            id,
+            format!(
+                "{} {} took longer than the request timeout ({timeout_ms} ms); the client got 503",
+                request.method, request.path
+            ),
+        );
+    }
+}
+
+pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
+    let connections = runtime.server.as_ref().map_or(0, |s| s.connection_count());
+    out.push((
+        "server_running",
+        f64::from(u8::from(runtime.server.is_some())),
+    ));
+    out.push(("websocket_connections", connections as f64));
+    out.push((
+        "port",
+        runtime.local_addr().map_or(0.0, |a| f64::from(a.port())),
+    ));
+    out.push(("http_requests", runtime.http_requests as f64));
+    out.push(("messages_in", runtime.messages_in as f64));
+    out.push(("bytes_in", runtime.bytes_in as f64));
+    out.push(("messages_out", runtime.messages_out as f64));
+    out.push(("bytes_out", runtime.bytes_out as f64));
 }
 
 /// The Web Server DAT's connected WebSocket clients (empty for other nodes).
-pub fn clients(_world: &World, _id: NodeId) -> Vec<ClientInfo> {
-    Vec::new()
+pub fn clients(world: &World, id: NodeId) -> Vec<ClientInfo> {
+    runtime_ref(world, id)
+        .and_then(|rt| rt.server.as_ref())
+        .map(ServerHandle::clients)
+        .unwrap_or_default()
 }
 
 /// Closes one client with a normal close frame.
-pub fn close_client(_world: &mut World, _id: NodeId, client: &str) -> Result<(), String> {
-    Err(format!("no client {client}"))
+pub fn close_client(world: &mut World, id: NodeId, client: &str) -> Result<(), String> {
+    let server = runtime_ref(world, id)
+        .and_then(|rt| rt.server.as_ref())
+        .ok_or("the server is not running")?;
+    server
+        .close(client, 1000, "closed by the server")
+        .map_err(|_| format!("no client {client}"))
 }
 
-pub fn badge(_runtime: &Runtime) -> super::Badge {
-    super::Badge::Idle
+pub fn badge(runtime: &Runtime) -> super::Badge {
+    if runtime.server.is_some() {
+        super::Badge::Listening
+    } else {
+        super::Badge::Idle
+    }
 }
 
 /// Messages received so far (the GUI derives the message rate from it).
-pub fn messages_in(_runtime: &Runtime) -> u64 {
-    0
+pub fn messages_in(runtime: &Runtime) -> u64 {
+    runtime.messages_in + runtime.http_requests
+}
+
+/// Sends to one client from a script; `false` when the client is gone or too slow.
+fn send(op: &OpHandle, client: &str, message: WsMessage) -> Result<bool, Box<rhai::EvalAltResult>> {
+    with_op(op, |world, id| {
+        let name = world.node_name(id).to_string();
+        let rt = match &mut world.state_mut(id).runtime {
+            OpRuntime::WebServer(rt) => rt,
+            _ => return Err(format!("\"{name}\" is not a Web Server DAT")),
+        };
+        let Some(server) = rt.server.as_ref() else {
+            return Ok(false);
+        };
+        match server.send(client, message) {
+            Ok(len) => {
+                rt.messages_out += 1;
+                rt.bytes_out += len as u64;
+                Ok(true)
+            }
+            Err(SendError::NoSuchClient) => Ok(false),
+            Err(SendError::TooSlow) => {
+                world.report_warning(
+                    id,
+                    format!("{client} could not keep up (queue full); closing it with 1008"),
+                );
+                Ok(false)
+            }
+        }
+    })
+}
+
+fn blob_of(data: &Dynamic) -> Bytes {
+    match data.clone().try_cast::<Blob>() {
+        Some(blob) => Bytes::from(blob),
+        None => Bytes::from(to_cell(data)),
+    }
+}
+
+/// `authenticateBasic(token, users)`: the token with or without "Basic ", users as {name: password}.
+/// Every user is compared in constant time, so timing tells nothing about names or passwords.
+pub fn authenticate_basic(token: &str, users: &Map) -> bool {
+    let token = token.trim();
+    let encoded = token
+        .strip_prefix("Basic ")
+        .or_else(|| token.strip_prefix("basic "))
+        .unwrap_or(token);
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let mut accepted = subtle::Choice::from(0);
+    for (name, expected) in users {
+        let expected = to_cell(expected);
+        accepted |= name.as_bytes().ct_eq(user) & expected.as_bytes().ct_eq(password);
+    }
+    accepted.into()
+}
+
+pub fn register_script_api(engine: &mut rhai::Engine) {
+    engine.register_get("webSocketConnections", |op: &mut OpHandle| {
+        with_op(op, |world, id| {
+            let ids = runtime_ref(world, id)
+                .and_then(|rt| rt.server.as_ref())
+                .map(ServerHandle::client_ids)
+                .unwrap_or_default();
+            Ok(ids.into_iter().map(Dynamic::from).collect::<Array>())
+        })
+    });
+    engine.register_fn(
+        "webSocketSendText",
+        |op: &mut OpHandle, client: &str, data: Dynamic| {
+            send(op, client, WsMessage::Text(to_cell(&data)))
+        },
+    );
+    engine.register_fn(
+        "webSocketSendBinary",
+        |op: &mut OpHandle, client: &str, data: Dynamic| {
+            send(op, client, WsMessage::Binary(blob_of(&data)))
+        },
+    );
+    engine.register_fn("webSocketSendPing", |op: &mut OpHandle, client: &str| {
+        send(op, client, WsMessage::Ping(Bytes::new()))
+    });
+    engine.register_fn(
+        "webSocketSendPing",
+        |op: &mut OpHandle, client: &str, data: Dynamic| {
+            send(op, client, WsMessage::Ping(blob_of(&data)))
+        },
+    );
+    engine.register_fn("webSocketSendPong", |op: &mut OpHandle, client: &str| {
+        send(op, client, WsMessage::Pong(Bytes::new()))
+    });
+    engine.register_fn(
+        "webSocketSendPong",
+        |op: &mut OpHandle, client: &str, data: Dynamic| {
+            send(op, client, WsMessage::Pong(blob_of(&data)))
+        },
+    );
+    engine.register_fn("webSocketClose", |op: &mut OpHandle, client: &str| {
+        with_op(op, |world, id| Ok(close_client(world, id, client).is_ok()))
+    });
+    engine.register_fn(
+        "authenticateBasic",
+        |_: &mut OpHandle, token: ImmutableString, users: Map| authenticate_basic(&token, &users),
+    );
+    engine.register_fn(
+        "authenticateBasic",
+        |_: &mut OpHandle, _token: (), _users: Map| false,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_accepts_with_or_without_prefix_and_rejects_the_rest() {
+        let mut users = Map::new();
+        users.insert("ada".into(), "lovelace".into());
+        users.insert("bob".into(), "builder".into());
+        let token = base64::engine::general_purpose::STANDARD.encode("ada:lovelace");
+        assert!(authenticate_basic(&token, &users));
+        assert!(authenticate_basic(&format!("Basic {token}"), &users));
+        let wrong = base64::engine::general_purpose::STANDARD.encode("ada:builder");
+        assert!(!authenticate_basic(&wrong, &users));
+        assert!(!authenticate_basic("Basic !!!", &users));
+        assert!(!authenticate_basic("", &users));
+        let colon_in_password =
+            base64::engine::general_purpose::STANDARD.encode("bob:builder:extra");
+        assert!(!authenticate_basic(&colon_in_password, &users));
+    }
+
+    #[test]
+    fn headers_reach_scripts_in_both_spellings() {
+        let request = HttpRequest {
+            method: "GET".into(),
+            path: "/a".into(),
+            query: "x=1&y=two%20words".into(),
+            headers: vec![
+                ("content-type".into(), "text/plain".into()),
+                ("x-tag".into(), "a".into()),
+                ("x-tag".into(), "b".into()),
+            ],
+            body: Bytes::from_static(b"\xff\x00"),
+            client_addr: "127.0.0.1:5000".parse().unwrap(),
+            server_addr: "127.0.0.1:80".parse().unwrap(),
+        };
+        let map = request_map(&request);
+        assert_eq!(to_cell(&map["Content-Type"]), "text/plain");
+        assert_eq!(to_cell(&map["content-type"]), "text/plain");
+        assert_eq!(to_cell(&map["X-Tag"]), "a, b");
+        let pars = map["pars"].clone().cast::<Map>();
+        assert_eq!(to_cell(&pars["y"]), "two words");
+        assert!(map["data"].is_blob());
+    }
 }

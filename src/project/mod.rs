@@ -192,13 +192,14 @@ impl Project {
         NodeId(self.nodes.iter().map(|n| n.id.0).max().unwrap_or(0) + 1)
     }
 
-    /// `base` if free, else `base` with the lowest number suffix that is free (`table1`, `table2`).
+    /// `base` if free, else its stem with the lowest number suffix that is free
+    /// (`table1` taken gives `table2`; `web_callbacks` taken gives `web_callbacks1`).
     pub fn unique_name(&self, base: &str) -> String {
-        let stem = base.trim_end_matches(|c: char| c.is_ascii_digit());
-        let stem = if stem.is_empty() { "op" } else { stem };
-        if !base.is_empty() && self.node_by_name(base).is_none() && base != stem {
+        if !base.is_empty() && self.node_by_name(base).is_none() {
             return base.to_string();
         }
+        let stem = base.trim_end_matches(|c: char| c.is_ascii_digit());
+        let stem = if stem.is_empty() { "op" } else { stem };
         (1..)
             .map(|i| format!("{stem}{i}"))
             .find(|candidate| self.node_by_name(candidate).is_none())

@@ -82,48 +82,41 @@ fn clients(ui: &mut Ui, world: &World, id: NodeId, actions: &mut Vec<Action>) {
         return;
     }
     let now = crate::engine::unix_time_ms();
-    egui::ScrollArea::horizontal()
-        .id_salt("clients-scroll")
-        .show(ui, |ui| {
-            egui::Grid::new(("clients", id))
-                .striped(true)
-                .num_columns(7)
-                .show(ui, |ui| {
-                    for heading in ["address", "uri", "since", "in", "out", "last", ""] {
-                        ui.label(RichText::new(heading).small().strong());
+    // One small block per client rather than a wide table: the panel is narrow, and a
+    // horizontal scroll bar would float over the last row's buttons.
+    for client in &clients {
+        egui::Frame::group(ui.style())
+            .inner_margin(4.0)
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal(|ui| {
+                    if ui
+                        .small_button("Close")
+                        .on_hover_text("Close this connection (normal close frame)")
+                        .clicked()
+                    {
+                        actions.push(Action::Run(Command::CloseClient {
+                            id,
+                            client: client.address.clone(),
+                        }));
                     }
-                    ui.end_row();
-                    for client in &clients {
-                        ui.monospace(&client.address);
-                        ui.label(&client.uri);
-                        ui.label(ago(now, client.connected_since_ms))
-                            .on_hover_text("connected for");
-                        ui.label(format!(
-                            "{} msg / {}",
-                            client.messages_in,
-                            bytes(client.bytes_in)
-                        ));
-                        ui.label(format!(
-                            "{} msg / {}",
-                            client.messages_out,
-                            bytes(client.bytes_out)
-                        ));
-                        ui.label(ago(now, client.last_activity_ms))
-                            .on_hover_text("since the last message either way");
-                        if ui
-                            .small_button("Close")
-                            .on_hover_text("Close this connection (normal close frame)")
-                            .clicked()
-                        {
-                            actions.push(Action::Run(Command::CloseClient {
-                                id,
-                                client: client.address.clone(),
-                            }));
-                        }
-                        ui.end_row();
-                    }
+                    ui.monospace(&client.address);
+                    ui.label(&client.uri);
                 });
-        });
+                ui.label(
+                    RichText::new(format!(
+                        "since {} · in {} msg / {} · out {} msg / {} · last {}",
+                        ago(now, client.connected_since_ms),
+                        client.messages_in,
+                        bytes(client.bytes_in),
+                        client.messages_out,
+                        bytes(client.bytes_out),
+                        ago(now, client.last_activity_ms),
+                    ))
+                    .small(),
+                );
+            });
+    }
     ui.add_space(4.0);
 }
 

@@ -159,7 +159,7 @@ impl App {
 
     /// Starts `path` in a new runner and opens the app on it (tests and the binary).
     pub fn open(path: &Path) -> Result<App, String> {
-        let runner = Runner::start_file(path, None)?;
+        let runner = Runner::start_file(path, None, &[])?;
         Ok(App::new(runner, Some(path.to_path_buf())))
     }
 

@@ -1,0 +1,950 @@
+//! Web Server DAT: real HTTP, WebSocket and TLS clients on 127.0.0.1 against a running project.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datpatch::engine::{Command, Engine, info};
+use datpatch::project::{NodeId, ParValue, load_str};
+use datpatch::runner::Runner;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const CALLBACKS: &str = r#####"
+fn onHTTPRequest(dat, request, response) {
+    let path = request.uri;
+    if path == "/echo" {
+        response.statusCode = 200;
+        response["Content-Type"] = "application/json";
+        response["X-Custom"] = "yes";
+        response.data = to_json(#{
+            method: request.method, pars: request.pars, body: request.data,
+            token: request["X-Token"], lower: request["x-token"], client: request.clientAddress
+        });
+    } else if path == "/binary" {
+        response.statusCode = 200;
+        response["Content-Type"] = "application/octet-stream";
+        let b = blob(4);
+        b[1] = 255; b[2] = 1; b[3] = 128;
+        response.data = b;
+    } else if path == "/fail" {
+        let zero = 0;
+        let x = 1 / zero;
+    } else if path == "/slow" {
+        let n = 0;
+        while n < 3000000 { n += 1; }
+        response.statusCode = 200;
+    } else if path == "/private" {
+        if dat.authenticateBasic(request.Authorization, #{ ada: "lovelace" }) {
+            response.statusCode = 200;
+            response.data = "welcome";
+        } else {
+            response.statusCode = 401;
+            response.statusReason = "Unauthorized";
+            response["WWW-Authenticate"] = "Basic realm=\"datpatch\"";
+        }
+    } else if path == "/noreturn" {
+        response.statusCode = 200;
+        return 5;
+    }
+    response
+}
+
+fn onWebSocketUpgrade(dat, request, response) {
+    if request.uri == "/guarded" {
+        if request.pars.token == "good" {
+            response["Sec-WebSocket-Protocol"] = "bearer";
+        } else {
+            response.statusCode = 401;
+            response.data = "bad token";
+        }
+    }
+    response
+}
+
+fn onWebSocketOpen(dat, client, uri) { let e = op("events"); e.appendRow(["open", client, uri]); }
+fn onWebSocketClose(dat, client) { let e = op("events"); e.appendRow(["close", client]); }
+fn onWebSocketReceiveText(dat, client, data) {
+    let e = op("events");
+    if data.starts_with("broadcast:") {
+        for c in dat.webSocketConnections { dat.webSocketSendText(c, data); }
+        return;
+    }
+    e.appendRow(["text", client, data]);
+    dat.webSocketSendText(client, "echo:" + data);
+}
+fn onWebSocketReceiveBinary(dat, client, data) {
+    let e = op("events");
+    e.appendRow(["binary", client, data.len()]);
+    dat.webSocketSendBinary(client, data);
+}
+fn onWebSocketReceivePing(dat, client, data) { let e = op("events"); e.appendRow(["ping", client, data.as_string()]); }
+fn onWebSocketReceivePong(dat, client, data) { let e = op("events"); e.appendRow(["pong", client, data.as_string()]); }
+fn onServerStart(dat) { let e = op("events"); e.appendRow(["start"]); }
+fn onServerStop(dat) { let e = op("events"); e.appendRow(["stop"]); }
+"#####;
+
+struct Server {
+    runner: Runner,
+    web: NodeId,
+}
+
+impl Server {
+    fn start(params: &str) -> Server {
+        Server::start_with(params, CALLBACKS)
+    }
+
+    fn start_with(params: &str, callbacks: &str) -> Server {
+        let text = format!(
+            r####"(
+    settings: (script: (max_operations: 100000000)),
+    nodes: [
+        (id: 1, name: "web", kind: WebServer, params: {{"port": 0, {params}}}),
+        (id: 2, name: "web_callbacks", kind: Text, text: r###"{callbacks}"###),
+        (id: 3, name: "events", kind: Table),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"####
+        );
+        let project =
+            load_str(&text, Path::new("webserver_test.ron")).unwrap_or_else(|e| panic!("{e}"));
+        let runner = Runner::start(project, Path::new("."), None).unwrap();
+        let server = Server {
+            runner,
+            web: NodeId(1),
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || server.channel("server_running")
+                == 1.0
+                || server.status_error().is_some()),
+            "server never started"
+        );
+        server
+    }
+
+    fn channel(&self, name: &str) -> f64 {
+        info::channel(self.runner.engine.lock().world(), self.web, name).unwrap_or(-1.0)
+    }
+
+    fn port(&self) -> u16 {
+        self.channel("port") as u16
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
+    }
+
+    fn status_error(&self) -> Option<String> {
+        self.runner
+            .engine
+            .lock()
+            .world()
+            .state(self.web)
+            .and_then(|s| s.status_error.clone())
+    }
+
+    fn events(&self) -> Vec<Vec<String>> {
+        let engine = self.runner.engine.lock();
+        engine
+            .project()
+            .node_by_name("events")
+            .unwrap()
+            .table
+            .clone()
+            .unwrap()
+            .rows
+    }
+
+    fn console(&self) -> String {
+        self.runner
+            .engine
+            .lock()
+            .world()
+            .console
+            .lines()
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    fn apply(&self, command: Command) {
+        self.runner.engine.lock().apply(command).unwrap();
+    }
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+#[derive(Debug)]
+struct HttpAnswer {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_answer(raw: &[u8]) -> HttpAnswer {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let mut parts = status_line.splitn(3, ' ');
+    let _version = parts.next();
+    let status = parts.next().unwrap().parse().unwrap();
+    let reason = parts.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpAnswer {
+        status,
+        reason,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// One request on a fresh connection that the server closes after answering.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpAnswer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_answer(&raw)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn http_requests_reach_the_callback_and_its_answer_comes_back() {
+    let server = Server::start("\"requesttimeout\": 300");
+    let addr = server.addr();
+
+    let a = http(
+        addr,
+        "POST",
+        "/echo?x=1&name=two%20words",
+        &[("X-Token", "t0k")],
+        b"hello body",
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("x-custom"), Some("yes"));
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(json["method"], "POST");
+    assert_eq!(json["pars"]["x"], "1");
+    assert_eq!(json["pars"]["name"], "two words");
+    assert_eq!(json["body"], "hello body");
+    assert_eq!(json["token"], "t0k");
+    assert_eq!(json["lower"], "t0k");
+    assert!(json["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    let get = http(addr, "GET", "/echo", &[], b"");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&get.body).unwrap()["method"],
+        "GET"
+    );
+
+    let binary = http(addr, "GET", "/binary", &[], b"");
+    assert_eq!(binary.body, vec![0, 255, 1, 128]);
+    assert_eq!(
+        binary.header("content-type"),
+        Some("application/octet-stream")
+    );
+
+    let missing = http(addr, "GET", "/nothing-here", &[], b"");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.reason, "Not Found");
+
+    let failing = http(addr, "GET", "/fail", &[], b"");
+    assert_eq!(failing.status, 500);
+    let no_return = http(addr, "GET", "/noreturn", &[], b"");
+    assert_eq!(no_return.status, 500);
+    let slow = http(addr, "GET", "/slow", &[], b"");
+    assert_eq!(slow.status, 503);
+
+    assert!(
+        wait_until(Duration::from_secs(30), || server
+            .console()
+            .contains("took longer than the request timeout")),
+        "{}",
+        server.console()
+    );
+    let console = server.console();
+    assert!(
+        console.contains("Division by zero") || console.contains("division"),
+        "{console}"
+    );
+    assert!(console.contains("not the response map"), "{console}");
+    assert!(server.channel("errors") >= 3.0, "{console}");
+    assert_eq!(server.channel("http_requests"), 7.0);
+
+    // The server still answers after all that.
+    assert_eq!(http(addr, "GET", "/echo", &[], b"").status, 200);
+}
+
+#[test]
+fn basic_auth_is_accepted_and_rejected() {
+    let server = Server::start("");
+    let good = base64_encode("ada:lovelace");
+    let ok = http(
+        server.addr(),
+        "GET",
+        "/private",
+        &[("Authorization", &format!("Basic {good}"))],
+        b"",
+    );
+    assert_eq!((ok.status, ok.text().as_str()), (200, "welcome"));
+    let bad = base64_encode("ada:babbage");
+    let refused = http(
+        server.addr(),
+        "GET",
+        "/private",
+        &[("Authorization", &format!("Basic {bad}"))],
+        b"",
+    );
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"datpatch\"")
+    );
+    let anonymous = http(server.addr(), "GET", "/private", &[], b"");
+    assert_eq!(anonymous.status, 401);
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn websocket_callbacks_run_in_order_with_client_and_uri() {
+    let server = Server::start("");
+    let rt = rt();
+    let (client, replies) = rt.block_on(async {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/chat?room=1", server.addr()))
+                .await
+                .unwrap();
+        let client = match ws.get_ref() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().to_string(),
+            _ => unreachable!(),
+        };
+        ws.send(Message::text("hi")).await.unwrap();
+        ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+        ws.send(Message::Ping("p".into())).await.unwrap();
+        ws.send(Message::Pong("q".into())).await.unwrap();
+        let mut replies = Vec::new();
+        while replies.len() < 3 {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Text(t) => replies.push(format!("text:{t}")),
+                Message::Binary(b) => replies.push(format!("binary:{}", b.len())),
+                Message::Pong(p) => replies.push(format!("pong:{}", String::from_utf8_lossy(&p))),
+                _ => {}
+            }
+        }
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        (client, replies)
+    });
+    assert!(replies.contains(&"text:echo:hi".to_string()), "{replies:?}");
+    assert!(replies.contains(&"binary:3".to_string()), "{replies:?}");
+    assert!(replies.contains(&"pong:p".to_string()), "{replies:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || server.events().len() >= 7),
+        "{:?}\n{}",
+        server.events(),
+        server.console()
+    );
+    let expected: Vec<Vec<String>> = [
+        vec!["start"],
+        vec!["open", &client, "/chat"],
+        vec!["text", &client, "hi"],
+        vec!["binary", &client, "3"],
+        vec!["ping", &client, "p"],
+        vec!["pong", &client, "q"],
+        vec!["close", &client],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|c| c.to_string()).collect())
+    .collect();
+    assert_eq!(server.events(), expected);
+    assert_eq!(server.channel("websocket_connections"), 0.0);
+    assert_eq!(server.channel("messages_in"), 4.0);
+    assert!(server.channel("messages_out") >= 2.0);
+}
+
+#[test]
+fn upgrade_hook_refuses_or_accepts_with_a_subprotocol() {
+    let server = Server::start("");
+    let rt = rt();
+    rt.block_on(async {
+        let mut request = format!("ws://{}/guarded?token=bad", server.addr())
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "bearer, abc".parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401);
+                assert_eq!(response.body().as_deref(), Some(&b"bad token"[..]));
+            }
+            other => panic!("expected a 401 refusal, got {other:?}"),
+        }
+
+        let mut request = format!("ws://{}/guarded?token=good", server.addr())
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "bearer, abc".parse().unwrap());
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers().get("sec-websocket-protocol").unwrap(),
+            "bearer"
+        );
+        ws.send(Message::text("x")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("echo:x"));
+    });
+}
+
+#[test]
+fn broadcast_reaches_50_clients_through_websocket_connections() {
+    let server = Server::start("");
+    let rt = rt();
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+                .await
+                .unwrap();
+            clients.push(ws);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.channel("websocket_connections") < 50.0 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} connected",
+                server.channel("websocket_connections")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        clients[0]
+            .send(Message::text("broadcast:hello all"))
+            .await
+            .unwrap();
+        for ws in &mut clients {
+            let got = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, Message::text("broadcast:hello all"));
+        }
+        let records =
+            datpatch::ops::webserver::clients(server.runner.engine.lock().world(), server.web);
+        assert_eq!(records.len(), 50);
+        assert_eq!(records.iter().map(|c| c.messages_out).sum::<u64>(), 50);
+        assert_eq!(records.iter().map(|c| c.messages_in).sum::<u64>(), 1);
+        assert!(
+            records
+                .iter()
+                .all(|c| c.uri == "/" && c.connected_since_ms > 0)
+        );
+    });
+}
+
+struct TestCert {
+    dir: tempfile::TempDir,
+    cert_pem: String,
+}
+
+impl TestCert {
+    fn new() -> TestCert {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert_pem = certified.cert.pem();
+        std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            certified.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        // The same key, PKCS#8-encrypted (PBES2: PBKDF2-SHA256 + AES-256-CBC) with "s3cret".
+        let der = certified.signing_key.serialize_der();
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap();
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            2048,
+            b"datpatch-salt",
+            &[7u8; 16],
+        )
+        .unwrap();
+        let encrypted = info.encrypt_with_params(params, "s3cret").unwrap();
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .unwrap();
+        std::fs::write(dir.path().join("key-encrypted.pem"), pem.as_bytes()).unwrap();
+        // A key that belongs to another certificate.
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(
+            dir.path().join("other-key.pem"),
+            other.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        TestCert { dir, cert_pem }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir
+            .path()
+            .join(name)
+            .display()
+            .to_string()
+            .replace('\\', "/")
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+}
+
+use rustls::pki_types::pem::PemObject;
+
+fn https_get(cert: &TestCert, addr: SocketAddr, path: &str) -> HttpAnswer {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(cert.client_config(), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // Some servers close without close_notify; the answer is complete by then.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("{e}"),
+    }
+    parse_answer(&raw)
+}
+
+async fn wss_echo(cert: &TestCert, addr: SocketAddr) -> Message {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_tungstenite::Connector::Rustls(cert.client_config());
+    let url = format!("wss://localhost:{}/secure", addr.port());
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(connector))
+            .await
+            .unwrap();
+    ws.send(Message::text("over tls")).await.unwrap();
+    ws.next().await.unwrap().unwrap()
+}
+
+#[test]
+fn https_and_wss_with_plain_and_encrypted_keys() {
+    let cert = TestCert::new();
+    let rt = rt();
+    for (key, password) in [("key.pem", ""), ("key-encrypted.pem", "s3cret")] {
+        let params = format!(
+            "\"secure\": true, \"certificate\": \"{}\", \"privatekey\": \"{}\", \"password\": \"{password}\"",
+            cert.path("cert.pem"),
+            cert.path(key)
+        );
+        let server = Server::start(&params);
+        assert_eq!(server.status_error(), None, "{}", server.console());
+        let answer = https_get(&cert, server.addr(), "/echo");
+        assert_eq!(answer.status, 200, "{key}");
+        assert_eq!(
+            rt.block_on(wss_echo(&cert, server.addr())),
+            Message::text("echo:over tls"),
+            "{key}"
+        );
+        // A plain-HTTP client on the TLS port gets nothing useful, and the server carries on.
+        let mut plain = TcpStream::connect(server.addr()).unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut sink = Vec::new();
+        let _ = plain.read_to_end(&mut sink);
+        assert_eq!(https_get(&cert, server.addr(), "/echo").status, 200);
+    }
+}
+
+#[test]
+fn wrong_password_mismatched_key_missing_file_and_port_in_use_are_reported() {
+    let cert = TestCert::new();
+    let tls = |key: &str, password: &str| {
+        format!(
+            "\"secure\": true, \"certificate\": \"{}\", \"privatekey\": \"{}\", \"password\": \"{password}\"",
+            cert.path("cert.pem"),
+            cert.path(key)
+        )
+    };
+    let cases = [
+        (
+            tls("key-encrypted.pem", "wrong"),
+            "wrong certificate password",
+        ),
+        (tls("key-encrypted.pem", ""), "is encrypted"),
+        (tls("other-key.pem", ""), "does not match the certificate"),
+        (tls("no-such-key.pem", ""), "cannot read private key file"),
+    ];
+    for (params, expected) in cases {
+        let server = Server::start(&params);
+        let error = server.status_error().unwrap_or_default();
+        assert!(error.contains(expected), "{params}: {error}");
+        assert_eq!(server.channel("server_running"), 0.0);
+        assert!(server.console().contains(expected));
+        assert!(server.channel("errors") >= 1.0);
+    }
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let server = Server::start(&format!(
+        "\"localaddress\": \"127.0.0.1\", \"port\": {port}"
+    ));
+    let error = server.status_error().unwrap_or_default();
+    assert!(
+        error.contains(&format!("port {port} is already in use")),
+        "{error}"
+    );
+    // Freeing the port and pulsing restart brings it up.
+    drop(taken);
+    server.apply(Command::Pulse {
+        id: server.web,
+        token: "restart".into(),
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || server.channel("server_running")
+            == 1.0),
+        "{}",
+        server.console()
+    );
+    assert_eq!(server.port(), port);
+    assert_eq!(server.status_error(), None);
+}
+
+#[test]
+fn oversized_header_body_and_message_are_refused() {
+    let server = Server::start("\"maxbody\": 1000, \"maxmessage\": 1000");
+    let addr = server.addr();
+    let long_header = "a".repeat(100 * 1024);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(
+        format!("GET /echo HTTP/1.1\r\nHost: x\r\nX-Long: {long_header}\r\n\r\n").as_bytes(),
+    );
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    assert_eq!(parse_answer(&raw).status, 431);
+
+    assert_eq!(http(addr, "POST", "/echo", &[], &[b'x'; 1001]).status, 413);
+    assert_eq!(http(addr, "POST", "/echo", &[], &[b'x'; 1000]).status, 200);
+
+    // A chunked body that grows past the limit is cut off too.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    for _ in 0..3 {
+        let _ = stream.write_all(format!("258\r\n{}\r\n", "y".repeat(600)).as_bytes());
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    assert_eq!(parse_answer(&raw).status, 413);
+
+    let rt = rt();
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        ws.send(Message::text("z".repeat(2000))).await.unwrap();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1009);
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a 1009 close, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(http(addr, "GET", "/echo", &[], b"").status, 200);
+}
+
+#[test]
+fn a_thousand_abrupt_connections_leave_the_server_answering() {
+    let server = Server::start("");
+    let addr = server.addr();
+    for i in 0..1000 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        // Half send a partial request, half nothing; all vanish without a goodbye.
+        if i % 2 == 0 {
+            let _ = stream.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Le");
+        }
+        drop(stream);
+    }
+    let rt = rt();
+    rt.block_on(async {
+        for _ in 0..20 {
+            let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+                .await
+                .unwrap();
+            drop(ws); // no close frame
+        }
+    });
+    assert_eq!(http(addr, "GET", "/echo", &[], b"").status, 200);
+    assert!(wait_until(Duration::from_secs(10), || server
+        .channel("websocket_connections")
+        == 0.0));
+    assert_eq!(http(addr, "GET", "/echo", &[], b"").status, 200);
+}
+
+#[test]
+fn requests_are_answered_between_frames_by_the_cook_thread_alone() {
+    // One frame every 5 s: an answer within 2 s shows events wake the cook thread at once.
+    let text = r####"(
+    settings: (cook_rate_hz: 0.2),
+    nodes: [
+        (id: 1, name: "web", kind: WebServer, params: {"port": 0}),
+        (id: 2, name: "web_callbacks", kind: Text, text: "fn onHTTPRequest(dat, request, response) { response.statusCode = 200; response.data = \"frame \" + absTime.frame; response }"),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"####;
+    let project = load_str(text, Path::new("slow_frames.ron")).unwrap();
+    let runner = Runner::start(project, Path::new("."), None).unwrap();
+    let port =
+        || info::channel(runner.engine.lock().world(), NodeId(1), "port").unwrap_or(0.0) as u16;
+    assert!(wait_until(Duration::from_secs(10), || port() != 0));
+    let started = Instant::now();
+    let answer = http(
+        SocketAddr::from(([127, 0, 0, 1], port())),
+        "GET",
+        "/",
+        &[],
+        b"",
+    );
+    assert_eq!(answer.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn parameters_restart_only_the_listener_and_stop_runs_on_server_stop() {
+    let server = Server::start("");
+    let first_port = server.port();
+    // Limits change live: no restart, no new onServerStart.
+    server.apply(Command::SetParam {
+        id: server.web,
+        token: "maxbody".into(),
+        value: ParValue::Int(10),
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(wait_until(Duration::from_secs(5), || http(
+        server.addr(),
+        "POST",
+        "/echo",
+        &[],
+        &[b'x'; 11]
+    )
+    .status
+        == 413));
+    assert_eq!(server.port(), first_port);
+    // Turning it off runs onServerStop; on again runs onServerStart.
+    server.apply(Command::SetParam {
+        id: server.web,
+        token: "active".into(),
+        value: ParValue::Bool(false),
+    });
+    assert!(wait_until(Duration::from_secs(5), || server
+        .channel("server_running")
+        == 0.0));
+    server.apply(Command::SetParam {
+        id: server.web,
+        token: "active".into(),
+        value: ParValue::Bool(true),
+    });
+    assert!(wait_until(Duration::from_secs(5), || server
+        .channel("server_running")
+        == 1.0));
+    let rows: Vec<String> = server.events().into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(rows, ["start", "stop", "start"]);
+}
+
+#[test]
+fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
+    let rt = rt();
+    let (mut engine, mut events) = Engine::new(Default::default(), rt.handle().clone());
+    let created = engine
+        .apply(Command::AddNode {
+            kind: datpatch::ops::OpKind::WebServer,
+            name: None,
+            pos: (0.0, 0.0),
+        })
+        .unwrap()
+        .created;
+    assert_eq!(created.len(), 2);
+    let callbacks = engine.project().node(created[1]).unwrap();
+    assert_eq!(callbacks.name, "webserver1_callbacks");
+    assert!(
+        callbacks
+            .text
+            .as_deref()
+            .unwrap()
+            .contains("fn onHTTPRequest(dat, request, response)")
+    );
+    assert_eq!(
+        engine
+            .project()
+            .input_of(created[0], datpatch::ops::Input::Callbacks),
+        Some(created[1])
+    );
+    engine
+        .apply(Command::SetParam {
+            id: created[0],
+            token: "port".into(),
+            value: ParValue::Int(0),
+        })
+        .unwrap();
+    engine.cook_frame();
+    let port = info::channel(engine.world(), created[0], "port").unwrap() as u16;
+    // No cook thread here: this test hands the request event to the engine itself.
+    let client = std::thread::spawn(move || {
+        http(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "GET",
+            "/",
+            &[],
+            b"",
+        )
+    });
+    let event = events.blocking_recv().unwrap();
+    engine.handle_event(event);
+    let answer = client.join().unwrap();
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "<b>datpatch: </b>webserver1")
+    );
+    engine.shutdown();
+}
+
+#[cfg(unix)]
+#[test]
+fn example_project_runs_headless_with_a_port_override() {
+    use std::io::BufRead;
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/webserver_basic.ron");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+        .args(["run", &project.display().to_string(), "--set", "web.port=0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let port: u16 = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server never said where it listens");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.rsplit(':').next().unwrap().trim().parse().unwrap();
+        }
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let status = http(addr, "GET", "/api/status", &[], b"");
+    assert_eq!(status.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(json["server"], "web");
+    let page = http(addr, "GET", "/", &[], b"");
+    assert!(page.text().contains("<h1>datpatch web server</h1>"));
+    let auth = format!("Basic {}", base64_encode("ada:lovelace"));
+    assert_eq!(
+        http(addr, "GET", "/private", &[("Authorization", &auth)], b"").status,
+        200
+    );
+    assert_eq!(http(addr, "GET", "/private", &[], b"").status, 401);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
