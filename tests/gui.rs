@@ -787,3 +787,95 @@ fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
         assert!(Instant::now() < deadline, "the client was not closed");
     }
 }
+
+#[test]
+fn the_editor_marks_the_line_of_a_script_error() {
+    let project = load(
+        r#"(
+    nodes: [
+        (id: 1, name: "boom", kind: Execute, pos: (40.0, 40.0), params: {"language": "rhai"},
+         text: "fn onStart() {\n    let x = 1;\n    no_such_function(x);\n}\n"),
+    ],
+)"#,
+    );
+    let mut gui = Gui::new(project);
+    let engine = gui.app().runner().engine.clone();
+    let id = gui.id("boom");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine
+        .lock()
+        .world()
+        .state(id)
+        .and_then(|s| s.script_error.clone())
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the script did not fail");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gui.select("boom");
+    gui.steps(2);
+    // The error and its line, above the editor; the node counts it.
+    let banner = gui
+        .h
+        .get_all_by_label_contains("line 3:")
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("line 3:"))
+        .expect("no error banner above the editor");
+    assert!(banner.contains("no_such_function"), "{banner}");
+    // The node counts it on its badge.
+    gui.h.get_by_label("1 error");
+}
+
+#[test]
+fn pan_and_zoom_are_saved_with_the_project() {
+    let mut gui = Gui::new(load(LOOSE));
+    // Drag the empty background: the view pans.
+    gui.drag(pos2(700.0, 500.0), pos2(760.0, 540.0));
+    let path = gui.dir().join("view.ron");
+    gui.h.state_mut().queue(Action::SaveAs(Some(path.clone())));
+    gui.steps(2);
+    let saved = project::load_file(&path).unwrap();
+    assert!(
+        (saved.view.pan.0 - 60.0).abs() < 1.0 && (saved.view.pan.1 - 40.0).abs() < 1.0,
+        "{:?}",
+        saved.view
+    );
+    // Panning is not an edit: nothing to undo, nothing unsaved.
+    assert!(!gui.app().is_dirty());
+    // Reopened, the graph shows the saved view: nodes sit where they were on screen.
+    let before = gui.node_rect("tab");
+    gui.drop_file(&path);
+    gui.steps(2);
+    let after = gui.node_rect("tab");
+    assert!(
+        (before.min - after.min).length() < 1.0,
+        "{before:?} vs {after:?}"
+    );
+}
+
+#[test]
+fn nodes_are_renamed_in_place_and_names_stay_unique() {
+    let mut gui = Gui::new(load(LOOSE));
+    gui.select("tab");
+    // F2 opens the name in the node's header, focused.
+    gui.key(Modifiers::NONE, Key::F2);
+    gui.key(Modifiers::COMMAND, Key::A);
+    gui.h.event(egui::Event::Text("server".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert!(
+        gui.project().node_by_name("tab").is_some(),
+        "a duplicate name was taken"
+    );
+    // A free name is taken; undo gives the old one back. (Double-clicking the name opens the
+    // same field; under kittest the header label never reports the pointer over it, cause not
+    // found, so that path was checked by hand under Xvfb with xdotool.)
+    gui.key(Modifiers::NONE, Key::F2);
+    gui.key(Modifiers::COMMAND, Key::A);
+    gui.h.event(egui::Event::Text("lookup".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert!(gui.project().node_by_name("lookup").is_some());
+    gui.undo();
+    assert!(gui.project().node_by_name("tab").is_some());
+}

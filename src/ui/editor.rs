@@ -129,7 +129,7 @@ fn mark_line(ui: &Ui, output: &egui::text_edit::TextEditOutput, line: usize, tex
         return;
     };
     let painter = ui.painter();
-    let full = egui::Rect::from_x_y_ranges(output.text_clip_rect.x_range(), rect.y_range());
+    let full = egui::Rect::from_x_y_ranges(output.response.response.rect.x_range(), rect.y_range());
     painter.rect_filled(
         full,
         0.0,

@@ -619,9 +619,13 @@ impl Viewer<'_> {
                 }
             } else if errors > 0 {
                 let label = ui.label(
-                    RichText::new(format!("{errors} errors"))
-                        .small()
-                        .color(badge_color(Badge::Error)),
+                    RichText::new(if errors == 1 {
+                        "1 error".to_string()
+                    } else {
+                        format!("{errors} errors")
+                    })
+                    .small()
+                    .color(badge_color(Badge::Error)),
                 );
                 if let Some(error) = state.and_then(|s| s.last_error.as_ref()) {
                     label.on_hover_text(&error.text);

@@ -69,7 +69,11 @@ pub fn show(
     }
     ui.horizontal(|ui| {
         ui.strong(&node.name);
-        ui.weak(format!("{rows} rows × {all_cols} cols"));
+        ui.weak(format!(
+            "{rows} {} × {all_cols} {}",
+            if rows == 1 { "row" } else { "rows" },
+            if all_cols == 1 { "col" } else { "cols" }
+        ));
         if all_cols > MAX_COLS {
             ui.weak(format!("(first {MAX_COLS} columns shown)"));
         }
