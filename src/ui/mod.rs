@@ -125,6 +125,8 @@ pub struct App {
     editor: editor::EditorState,
     console: console::ConsoleState,
     rates: rates::Rates,
+    /// Which channels the Info panel plots, and a frozen copy while paused.
+    channel_plot: info::ChannelPlot,
     selection: Selection,
     clipboard: Option<String>,
     actions: Vec<Action>,
@@ -149,6 +151,7 @@ impl App {
             editor: editor::EditorState::default(),
             console: console::ConsoleState::default(),
             rates: rates::Rates::default(),
+            channel_plot: info::ChannelPlot::default(),
             selection: Selection::default(),
             clipboard: None,
             actions: Vec::new(),
@@ -332,7 +335,14 @@ impl App {
             .default_size(300.0)
             .min_size(100.0)
             .show(ui, |ui| {
-                info::show(ui, world, id, &self.rates, &mut self.actions);
+                info::show(
+                    ui,
+                    world,
+                    id,
+                    &self.rates,
+                    &mut self.channel_plot,
+                    &mut self.actions,
+                );
             });
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
