@@ -3,12 +3,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::engine::{CookThread, Engine, SharedEngine, Waker, spawn_cook_thread};
 use crate::project::Project;
+
+/// The longest a stop waits for network tasks to finish their closing handshakes.
+const NET_GOODBYE: Duration = Duration::from_millis(1200);
 
 pub struct Runner {
     pub engine: SharedEngine,
@@ -79,6 +82,12 @@ impl Runner {
             self.engine.lock().shutdown();
         }
         if let Some(runtime) = self.runtime.take() {
+            // Stopped operators finish their goodbyes (WebSocket close frames, 1001) in network
+            // tasks; shutting the runtime down would cancel them mid-way, so let them end first.
+            let deadline = Instant::now() + NET_GOODBYE;
+            while runtime.metrics().num_alive_tasks() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             runtime.shutdown_timeout(Duration::from_millis(500));
         }
     }

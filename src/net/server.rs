@@ -119,6 +119,7 @@ pub struct ServerLimits {
     pub max_body_bytes: u64,
     pub max_message_bytes: usize,
     pub request_timeout_ms: u64,
+    /// For the TLS handshake and the request headers, and the longest pause within a body.
     pub header_timeout_ms: u64,
     /// 0: never ping.
     pub ping_interval_ms: u64,
@@ -609,17 +610,14 @@ async fn handle_request(
         }
         return Ok(to_hyper(response));
     }
-    let body = match Limited::new(body, limits.max_body_bytes as usize)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Ok(to_hyper(HttpResponse::status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-            )));
+    let idle = Duration::from_millis(limits.header_timeout_ms);
+    let body = match read_body(body, limits.max_body_bytes, idle).await {
+        Ok(body) => body,
+        Err(status) => {
+            let mut refused = HttpResponse::status(status);
+            refused.headers.push(("connection".into(), "close".into()));
+            return Ok(to_hyper(refused));
         }
-        Err(_) => return Ok(to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST))),
     };
     let request = request_info(&parts, body, peer, local);
     let mut response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
@@ -666,6 +664,28 @@ async fn handle_request(
 /// An answer the callback left at its default (or gave no callback for): 404, no body.
 fn is_default_404(response: &HttpResponse) -> bool {
     response.status == 404 && response.body.is_empty()
+}
+
+/// Reads a body of at most `max` bytes; a client that sends nothing for `idle` gets 408, so a
+/// stalled body cannot hold a connection slot forever.
+async fn read_body(body: Incoming, max: u64, idle: Duration) -> Result<Bytes, StatusCode> {
+    let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
+    let mut data = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+            Ok(None) => return Ok(data.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+            Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            Ok(Some(Err(_))) => return Err(StatusCode::BAD_REQUEST),
+        }
+    }
 }
 
 fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {

@@ -145,7 +145,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 600_000,
             },
-            help: "A client must send its TLS handshake and request headers within this time.",
+            help: "A client must send its TLS handshake and request headers within this time, and may not pause longer while sending a body (408).",
         },
         ParDef {
             token: "pinginterval",
@@ -496,8 +496,9 @@ fn body_value(body: &Bytes) -> Dynamic {
 }
 
 /// The `request` map of DESIGN §4: fields, then every header under its usual spelling
-/// (`Content-Type`) and in lower case (`content-type`).
-fn request_map(request: &HttpRequest) -> Map {
+/// (`Content-Type`) and in lower case (`content-type`). Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn request_map(request: &HttpRequest) -> Map {
     let mut map = Map::new();
     map.insert("method".into(), request.method.clone().into());
     map.insert("uri".into(), request.path.clone().into());
