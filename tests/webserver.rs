@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use datpatch::engine::{Command, Engine, info};
 use datpatch::project::{NodeId, ParValue, load_str};
 use datpatch::runner::Runner;
+
+mod common;
+use common::{HttpAnswer, KillOnDrop, basic, http, parse_answer, raw_request, rt, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -174,97 +177,6 @@ impl Server {
     }
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
-
-#[derive(Debug)]
-struct HttpAnswer {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpAnswer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn parse_answer(raw: &[u8]) -> HttpAnswer {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let mut parts = status_line.splitn(3, ' ');
-    let _version = parts.next();
-    let status = parts.next().unwrap().parse().unwrap();
-    let reason = parts.next().unwrap_or("").to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    HttpAnswer {
-        status,
-        reason,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-/// One request on a fresh connection that the server closes after answering.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpAnswer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_answer(&raw)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn http_requests_reach_the_callback_and_its_answer_comes_back() {
     let server = Server::start("\"requesttimeout\": 300");
@@ -336,21 +248,21 @@ fn http_requests_reach_the_callback_and_its_answer_comes_back() {
 #[test]
 fn basic_auth_is_accepted_and_rejected() {
     let server = Server::start("");
-    let good = base64_encode("ada:lovelace");
+    let good = "ada:lovelace";
     let ok = http(
         server.addr(),
         "GET",
         "/private",
-        &[("Authorization", &format!("Basic {good}"))],
+        &[("Authorization", &basic(good))],
         b"",
     );
     assert_eq!((ok.status, ok.text().as_str()), (200, "welcome"));
-    let bad = base64_encode("ada:babbage");
+    let bad = "ada:babbage";
     let refused = http(
         server.addr(),
         "GET",
         "/private",
-        &[("Authorization", &format!("Basic {bad}"))],
+        &[("Authorization", &basic(bad))],
         b"",
     );
     assert_eq!(refused.status, 401);
@@ -360,11 +272,6 @@ fn basic_auth_is_accepted_and_rejected() {
     );
     let anonymous = http(server.addr(), "GET", "/private", &[], b"");
     assert_eq!(anonymous.status, 401);
-}
-
-fn base64_encode(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[test]
@@ -937,7 +844,7 @@ fn example_project_runs_headless_with_a_port_override() {
     assert_eq!(json["server"], "web");
     let page = http(addr, "GET", "/", &[], b"");
     assert!(page.text().contains("<h1>datpatch web server</h1>"));
-    let auth = format!("Basic {}", base64_encode("ada:lovelace"));
+    let auth = format!("Basic {}", "ada:lovelace");
     assert_eq!(
         http(addr, "GET", "/private", &[("Authorization", &auth)], b"").status,
         200
@@ -962,17 +869,6 @@ fn onHTTPRequest(dat, request, response) {
     response
 }
 "#;
-
-fn raw_request(addr: SocketAddr, text: &str) -> HttpAnswer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    parse_answer(&raw)
-}
 
 #[test]
 fn static_files_with_304_206_and_traversal_refused() {
@@ -1144,89 +1040,5 @@ fn uploads_are_saved_whole_or_not_at_all() {
             .filter(|r| r[0] == "saved")
             .all(|r| r[3].is_empty()),
         "bodies of uploads are not held in memory"
-    );
-}
-
-/// Kills the child if the test fails before it is stopped, so no `datpatch run` outlives a test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn nanollm_frames_are_decoded_answered_and_malformed_ones_counted() {
-    use datpatch::net::nanollm;
-    let callbacks = r#"
-fn onWebSocketReceiveFrame(dat, client, frame) {
-    let e = op("events");
-    e.appendRow(["frame", frame.msg_id, frame.type, frame.size, frame.metadata, frame.text]);
-    dat.webSocketSendFramed(client, "json", #{ echo: frame.text, type: frame.type }, "reply");
-}
-"#;
-    let server = Server::start_with("\"format\": \"nanollm\"", callbacks);
-    let rt = rt();
-    let replies = rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
-            .await
-            .unwrap();
-        ws.send(Message::binary(nanollm::encode(
-            10,
-            1_700_000_000_000,
-            1,
-            "txt",
-            b"hello",
-        )))
-        .await
-        .unwrap();
-        ws.send(Message::binary(vec![0u8; 12])).await.unwrap();
-        let mut bad_magic = nanollm::encode(11, 1, 1, "", b"x").to_vec();
-        bad_magic[16] = 9;
-        ws.send(Message::binary(bad_magic)).await.unwrap();
-        let mut mismatch = nanollm::encode(12, 1, 2, "", b"abcd").to_vec();
-        mismatch.pop();
-        ws.send(Message::binary(mismatch)).await.unwrap();
-        ws.send(Message::binary(nanollm::encode(
-            13,
-            1,
-            5,
-            "png",
-            &[1, 2, 3],
-        )))
-        .await
-        .unwrap();
-        let mut replies = Vec::new();
-        while replies.len() < 2 {
-            if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
-                replies.push(nanollm::decode(&b).unwrap());
-            }
-        }
-        replies
-    });
-    assert_eq!(
-        replies.iter().map(|f| f.msg_id).collect::<Vec<_>>(),
-        [0, 1],
-        "msg_id counts up per connection"
-    );
-    assert!(replies.iter().all(|f| f.kind == 0 && f.metadata == "reply"));
-    let first: serde_json::Value = serde_json::from_slice(&replies[0].payload).unwrap();
-    assert_eq!(first, serde_json::json!({"echo": "hello", "type": "text"}));
-    let frames: Vec<Vec<String>> = server
-        .events()
-        .into_iter()
-        .filter(|r| r[0] == "frame")
-        .collect();
-    assert_eq!(frames[0], ["frame", "10", "text", "5", "txt", "hello"]);
-    assert_eq!(frames[1], ["frame", "13", "image", "3", "png", "01 02 03"]);
-    assert_eq!(server.channel("malformed_frames"), 3.0);
-    let console = server.console();
-    assert!(
-        console.contains("short NanoLLM frame")
-            && console.contains("magic")
-            && console.contains("size mismatch"),
-        "{console}"
     );
 }
