@@ -844,7 +844,7 @@ fn example_project_runs_headless_with_a_port_override() {
     assert_eq!(json["server"], "web");
     let page = http(addr, "GET", "/", &[], b"");
     assert!(page.text().contains("<h1>datpatch web server</h1>"));
-    let auth = format!("Basic {}", "ada:lovelace");
+    let auth = basic("ada:lovelace");
     assert_eq!(
         http(addr, "GET", "/private", &[("Authorization", &auth)], b"").status,
         200
