@@ -10,6 +10,9 @@ use datpatch::ops::{Input, OpKind};
 use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string};
 use datpatch::runner::Runner;
 
+mod common;
+use common::{KillOnDrop, wait_until};
+
 fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
 }
@@ -55,17 +58,6 @@ fn console_text(engine: &Engine) -> String {
         .lines()
         .map(|l| format!("{l}\n"))
         .collect()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }
 
 #[test]
@@ -417,7 +409,7 @@ fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
 #[test]
 fn info_channels_are_live_on_the_cook_thread() {
     let path = projects_dir().join("basics.ron");
-    let runner = Runner::start_file(&path, None, &[]).unwrap();
+    let runner = Runner::start_file(&path, None, |_| Ok(())).unwrap();
     let ticker = id_of(&runner.engine.lock(), "ticker");
     let cooks = || info::channel(runner.engine.lock().world(), ticker, "total_cooks").unwrap();
     assert!(wait_until(Duration::from_secs(10), || cooks() >= 3.0));
@@ -541,13 +533,14 @@ fn saves_are_atomic_and_leave_the_old_file_when_they_fail() {
 #[cfg(unix)]
 #[test]
 fn headless_run_exits_0_within_2s_of_sigterm() {
-    let mut child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
+    let child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
         .arg("run")
         .arg(projects_dir().join("basics.ron"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -567,13 +560,13 @@ fn headless_run_exits_0_within_2s_of_sigterm() {
         seen.push('\n');
     }
     let kill = Process::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let sent = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
