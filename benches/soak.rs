@@ -1,5 +1,5 @@
-//! Soak: a chat relay (a Web Server DAT whose callback broadcasts every text message to every
-//! client) run as `datpatch run` in a child process, with many WebSocket clients sending
+//! Soak: a chat relay (a Web Server DAT whose callback broadcasts every message to every client,
+//! as projects/chat.ron does) run as `datpatch run` in a child process, with many WebSocket clients sending
 //! continuously on 127.0.0.1. Every `--sample` seconds it prints the server's resident memory and
 //! open file descriptors; at the end it counts messages at both ends and fails if any was lost.
 //!
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The chat relay of projects/chat.ron (JSON in, JSON broadcast to every client, a log table
+/// kept to its newest 1000 rows), plus counters the soak reads over HTTP at the end.
 const RELAY: &str = r####"(
     nodes: [
         (id: 1, name: "chat", kind: WebServer,
@@ -34,15 +36,23 @@ fn onHTTPRequest(dat, request, response) {
 
 fn onWebSocketReceiveText(dat, client, data) {
     dat.store("in", dat.fetch("in", 0) + 1);
+    let message = parse_json(data);
+    let text = to_json(#{ type: "chat", name: message.name, text: message.text, from: client });
     let out = 0;
     let refused = 0;
     for c in dat.webSocketConnections {
-        if dat.webSocketSendText(c, data) { out += 1; } else { refused += 1; }
+        if dat.webSocketSendText(c, text) { out += 1; } else { refused += 1; }
     }
     dat.store("out", dat.fetch("out", 0) + out);
     dat.store("refused", dat.fetch("refused", 0) + refused);
+    let log = op("log");
+    log.appendRow([time_ms(), client, message.name, message.text]);
+    while log.numRows > 1001 {
+        log.deleteRow(1);
+    }
 }
 "###),
+        (id: 3, name: "log", kind: Table, table: [("time", "client", "name", "text")]),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
 )"####;
@@ -126,7 +136,13 @@ async fn client(
         while let Some(Ok(message)) = stream.next().await {
             if let Message::Text(text) = message {
                 reader_counts.received.fetch_add(1, Ordering::Relaxed);
-                let Some((from, seq)) = text.split_once(':') else {
+                let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    reader_counts.gaps.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let Some((from, seq)) = message["text"].as_str().and_then(|t| t.split_once(':'))
+                else {
+                    reader_counts.gaps.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 let (Ok(from), Ok(seq)) = (from.parse::<usize>(), seq.parse::<u64>()) else {
@@ -147,7 +163,9 @@ async fn client(
     while sending.load(Ordering::Relaxed) {
         ticker.tick().await;
         if sink
-            .send(Message::text(format!("{index}:{seq}")))
+            .send(Message::text(format!(
+                r#"{{"name": "client {index}", "text": "{index}:{seq}"}}"#
+            )))
             .await
             .is_err()
         {
