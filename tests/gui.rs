@@ -879,3 +879,28 @@ fn nodes_are_renamed_in_place_and_names_stay_unique() {
     gui.undo();
     assert!(gui.project().node_by_name("tab").is_some());
 }
+
+#[test]
+fn the_info_panel_plots_a_channels_chop_and_pauses() {
+    let text = r#"(
+    nodes: [
+        (id: 1, name: "feed", kind: Table, pos: (40.0, 40.0),
+         table: [("message"), ("{\"temp\": 20.5, \"hum\": 40}"), ("{\"temp\": 21.5, \"hum\": 41}")]),
+        (id: 2, name: "chans", kind: Channels, pos: (360.0, 40.0)),
+    ],
+    wires: [(from: 1, to: 2, input: Source)],
+)"#;
+    let mut gui = Gui::new(load(text));
+    gui.steps(4);
+    gui.select("chans");
+    gui.steps(4);
+    gui.h.get_by_label("Channels (2)");
+    gui.h.get_by_label("temp = 21.5");
+    gui.h.get_by_label("hum = 41");
+    gui.h.get_by_label("Pause plot").click();
+    gui.steps(2);
+    // Unselecting a channel hides it from the plot's legend; the list keeps it.
+    gui.h.get_by_label("hum = 41").click();
+    gui.steps(2);
+    gui.h.get_by_label("hum = 41");
+}

@@ -52,11 +52,12 @@ pub enum Action {
     SaveAs(Option<PathBuf>),
     /// The answer to "save changes?".
     Resolve(Choice),
-    /// Asks for a file for a file parameter with the native picker.
+    /// Asks for a file (or a folder) for a path parameter with the native picker.
     PickFile {
         id: NodeId,
         token: &'static str,
         extensions: &'static [&'static str],
+        folder: bool,
     },
     ClearConsole,
     Quit,
@@ -272,7 +273,8 @@ impl App {
                 id,
                 token,
                 extensions,
-            } => self.pick_file(id, token, extensions),
+                folder,
+            } => self.pick_file(id, token, extensions, folder),
             Action::ClearConsole => {
                 self.runner.engine.lock().console_mut().clear();
             }
@@ -398,13 +400,24 @@ impl App {
         self.selection.set(new_ids);
     }
 
-    fn pick_file(&mut self, id: NodeId, token: &'static str, extensions: &'static [&'static str]) {
+    fn pick_file(
+        &mut self,
+        id: NodeId,
+        token: &'static str,
+        extensions: &'static [&'static str],
+        folder: bool,
+    ) {
         let base_dir = self.runner.engine.lock().world().base_dir.clone();
         let mut dialog = rfd::FileDialog::new().set_directory(&base_dir);
         if !extensions.is_empty() {
             dialog = dialog.add_filter(extensions.join(", "), extensions);
         }
-        let Some(path) = dialog.pick_file() else {
+        let picked = if folder {
+            dialog.pick_folder()
+        } else {
+            dialog.pick_file()
+        };
+        let Some(path) = picked else {
             return;
         };
         // Files beside the project are kept relative, so the project folder can move.

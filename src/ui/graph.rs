@@ -506,6 +506,7 @@ fn describe(kind: OpKind) -> &'static str {
         OpKind::Table => "A table of cells, editable; CSV/TSV files",
         OpKind::Text => "Text or a callbacks script",
         OpKind::Execute => "Runs its callbacks on start and every frame",
+        OpKind::Channels => "Numeric channels from JSON messages in a DAT",
     }
 }
 

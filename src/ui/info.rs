@@ -10,7 +10,22 @@ use crate::engine::{Command, World, info};
 use crate::ops::{self, OpKind, webserver};
 use crate::project::NodeId;
 
-pub fn show(ui: &mut Ui, world: &World, id: NodeId, rates: &Rates, actions: &mut Vec<Action>) {
+/// The Channels CHOP plot's state: the channels shown, and what was on screen when paused.
+#[derive(Default, Debug)]
+pub struct ChannelPlot {
+    node: Option<NodeId>,
+    selected: std::collections::BTreeSet<String>,
+    frozen: Option<Vec<(String, Vec<f64>)>>,
+}
+
+pub fn show(
+    ui: &mut Ui,
+    world: &World,
+    id: NodeId,
+    rates: &Rates,
+    plot: &mut ChannelPlot,
+    actions: &mut Vec<Action>,
+) {
     let Some(node) = world.project.node(id) else {
         return;
     };
@@ -32,6 +47,9 @@ pub fn show(ui: &mut Ui, world: &World, id: NodeId, rates: &Rates, actions: &mut
             }
             if node.kind == OpKind::WebServer {
                 clients(ui, world, id, actions);
+            }
+            if node.kind == OpKind::Channels {
+                channel_plot(ui, world, id, plot);
             }
             // One label per channel, aligned in monospace like TouchDesigner's info list; a
             // single label keeps name and value together for screen readers and tests.
@@ -135,4 +153,76 @@ fn bytes(n: u64) -> String {
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
         _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
     }
+}
+
+/// Longest channel list drawn; the output table has them all.
+const MAX_LISTED_CHANNELS: usize = 200;
+
+fn channel_plot(ui: &mut Ui, world: &World, id: NodeId, plot: &mut ChannelPlot) {
+    let Some(rt) = crate::ops::channels::runtime_ref(world, id) else {
+        return;
+    };
+    if plot.node != Some(id) {
+        *plot = ChannelPlot {
+            node: Some(id),
+            ..ChannelPlot::default()
+        };
+    }
+    if plot.selected.is_empty() {
+        plot.selected
+            .extend(rt.channels().iter().take(4).map(|c| c.name.clone()));
+    }
+    ui.horizontal(|ui| {
+        ui.strong(format!("Channels ({})", rt.channels().len()));
+        let mut paused = plot.frozen.is_some();
+        if ui
+            .toggle_value(&mut paused, "Pause plot")
+            .on_hover_text("Freeze the plot")
+            .changed()
+        {
+            plot.frozen = paused.then(|| series(rt, &plot.selected));
+        }
+    });
+    let lines = plot
+        .frozen
+        .clone()
+        .unwrap_or_else(|| series(rt, &plot.selected));
+    egui_plot::Plot::new(("channels", id))
+        .height(160.0)
+        .legend(egui_plot::Legend::default())
+        .show(ui, |p| {
+            for (name, values) in lines {
+                let points: egui_plot::PlotPoints = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| [i as f64, *v])
+                    .collect();
+                p.line(egui_plot::Line::new(name, points));
+            }
+        });
+    for channel in rt.channels().iter().take(MAX_LISTED_CHANNELS) {
+        let mut on = plot.selected.contains(&channel.name);
+        let label = format!("{} = {}", channel.name, channel.value);
+        if ui
+            .checkbox(&mut on, RichText::new(label).monospace())
+            .changed()
+        {
+            if on {
+                plot.selected.insert(channel.name.clone());
+            } else {
+                plot.selected.remove(&channel.name);
+            }
+        }
+    }
+}
+
+fn series(
+    rt: &crate::ops::channels::Runtime,
+    selected: &std::collections::BTreeSet<String>,
+) -> Vec<(String, Vec<f64>)> {
+    rt.channels()
+        .iter()
+        .filter(|c| selected.contains(&c.name))
+        .map(|c| (c.name.clone(), c.history.iter().copied().collect()))
+        .collect()
 }

@@ -126,6 +126,8 @@ pub struct App {
     editor: editor::EditorState,
     console: console::ConsoleState,
     rates: rates::Rates,
+    /// Which channels the Info panel plots, and a frozen copy while paused.
+    channel_plot: info::ChannelPlot,
     selection: Selection,
     clipboard: Option<String>,
     actions: Vec<Action>,
@@ -152,6 +154,7 @@ impl App {
             editor: editor::EditorState::default(),
             console: console::ConsoleState::default(),
             rates: rates::Rates::default(),
+            channel_plot: info::ChannelPlot::default(),
             selection: Selection::default(),
             clipboard: None,
             actions: Vec::new(),
@@ -163,7 +166,7 @@ impl App {
 
     /// Starts `path` in a new runner and opens the app on it (tests and the binary).
     pub fn open(path: &Path) -> Result<App, String> {
-        let runner = Runner::start_file(path, None, &[])?;
+        let runner = Runner::start_file(path, None, |_| Ok(()))?;
         Ok(App::new(runner, Some(path.to_path_buf())))
     }
 
@@ -340,7 +343,14 @@ impl App {
             .default_size(300.0)
             .min_size(100.0)
             .show(ui, |ui| {
-                info::show(ui, world, id, &self.rates, &mut self.actions);
+                info::show(
+                    ui,
+                    world,
+                    id,
+                    &self.rates,
+                    &mut self.channel_plot,
+                    &mut self.actions,
+                );
             });
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE)

@@ -172,7 +172,11 @@ fn row(
                 actions.push(Action::edit(set(ParValue::Str(text))));
             }
         }
-        ParKind::File { extensions } => {
+        ParKind::File { .. } | ParKind::Folder => {
+            let (extensions, folder) = match def.kind {
+                ParKind::File { extensions } => (extensions, false),
+                _ => (&[][..], true),
+            };
             let current = raw.map(|v| v.to_string()).unwrap_or_default();
             ui.horizontal(|ui| {
                 let (r, committed) = text_field(ui, state, (id, token), &current, false, 170.0);
@@ -180,15 +184,17 @@ fn row(
                 if let Some(text) = committed {
                     actions.push(Action::edit(set(ParValue::Str(text))));
                 }
-                if ui
-                    .button("…")
-                    .on_hover_text(format!("Choose a file ({})", extensions.join(", ")))
-                    .clicked()
-                {
+                let hint = if folder {
+                    "Choose a folder".to_string()
+                } else {
+                    format!("Choose a file ({})", extensions.join(", "))
+                };
+                if ui.button("…").on_hover_text(hint).clicked() {
                     actions.push(Action::PickFile {
                         id,
                         token,
                         extensions,
+                        folder,
                     });
                 }
             });
