@@ -904,3 +904,56 @@ fn the_info_panel_plots_a_channels_chop_and_pauses() {
     gui.steps(2);
     gui.h.get_by_label("hum = 41");
 }
+
+#[test]
+fn a_websocket_dat_shows_its_state_and_received_messages() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        for i in 0..5 {
+            ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        }
+        // Stay connected until the test ends.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let project = load(&format!(
+        r#"(nodes: [(id: 1, name: "feed", kind: WebSocket, pos: (40.0, 40.0),
+            params: {{"netaddress": "127.0.0.1", "port": {port}}})])"#
+    ));
+    let mut gui = Gui::new(project);
+    let engine = gui.app().runner().engine.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine
+        .lock()
+        .world()
+        .dat(NodeId(1))
+        .map_or(0, |d| d.num_rows())
+        < 6
+    {
+        assert!(Instant::now() < deadline, "the messages did not arrive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gui.select("feed");
+    gui.steps(2);
+    // The node's badge, the viewer's table (a heading row and one row per message).
+    assert!(gui.h.query_all_by_label("connected").count() >= 1);
+    gui.h.get_by_label_contains("6 rows ×");
+    let last = gui
+        .h
+        .get_all_by_label("hello 4")
+        .max_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
+        .expect("the last message is not in the viewer");
+    assert!(last.rect().top() > gui.node_rect("feed").bottom());
+}

@@ -527,6 +527,19 @@ fn input_color(input: Input) -> Color32 {
     }
 }
 
+/// A state badge: a coloured dot (painted: the default fonts have no "●") and its label.
+pub fn badge_ui(ui: &mut Ui, badge: Badge, text: RichText) -> egui::Response {
+    let color = badge_color(badge);
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 4.0;
+        let size = ui.text_style_height(&egui::TextStyle::Small);
+        let (rect, _) = ui.allocate_exact_size(vec2(size * 0.7, size), egui::Sense::hover());
+        ui.painter().circle_filled(rect.center(), size * 0.3, color);
+        ui.label(text.color(color))
+    })
+    .inner
+}
+
 pub fn badge_color(badge: Badge) -> Color32 {
     match badge {
         Badge::Idle => Color32::GRAY,
@@ -610,11 +623,11 @@ impl Viewer<'_> {
         ui.horizontal_wrapped(|ui| {
             if network || badge == Badge::Error {
                 let text = if badge == Badge::Error {
-                    format!("● error ({errors})")
+                    format!("error ({errors})")
                 } else {
-                    format!("● {}", badge.label())
+                    badge.label().to_string()
                 };
-                let label = ui.label(RichText::new(text).small().color(badge_color(badge)));
+                let label = badge_ui(ui, badge, RichText::new(text).small());
                 if let Some(error) = state.and_then(|s| s.status_error.as_ref()) {
                     label.on_hover_text(error);
                 }

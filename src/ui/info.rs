@@ -4,7 +4,7 @@
 use egui::{RichText, Ui};
 
 use super::actions::Action;
-use super::graph::badge_color;
+use super::graph::badge_ui;
 use super::rates::{Rates, format_rate};
 use crate::engine::{Command, World, info};
 use crate::ops::{self, OpKind, webserver};
@@ -34,7 +34,7 @@ pub fn show(
         ui.strong(format!("Info: {}", node.name));
         if matches!(node.kind, OpKind::WebServer | OpKind::WebSocket) {
             let badge = ops::badge(world, id);
-            ui.label(RichText::new(format!("● {}", badge.label())).color(badge_color(badge)));
+            badge_ui(ui, badge, RichText::new(badge.label()));
         }
     });
     egui::ScrollArea::vertical()

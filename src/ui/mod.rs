@@ -12,6 +12,7 @@ mod highlight;
 mod info;
 mod params;
 mod rates;
+mod stats;
 mod table_view;
 mod undo;
 
@@ -133,6 +134,8 @@ pub struct App {
     /// The last refused edit or failed operation, shown in the status bar.
     status: Option<String>,
     show_help: bool,
+    /// UI-pass timings, reported when `DATPATCH_FRAME_STATS` is set.
+    frame_stats: Option<stats::FrameStats>,
 }
 
 impl App {
@@ -157,6 +160,7 @@ impl App {
             actions: Vec::new(),
             status: None,
             show_help: false,
+            frame_stats: stats::FrameStats::from_env(),
         }
     }
 
@@ -225,6 +229,7 @@ impl App {
 
     /// Draws one frame and applies what the user did.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let started = std::time::Instant::now();
         let ctx = ui.ctx().clone();
         self.global_input(&ctx);
         let engine = self.runner.engine.clone();
@@ -238,6 +243,9 @@ impl App {
         self.apply_actions(&ctx);
         self.doc.update_title(&ctx, self.undo.state());
         ctx.request_repaint_after(IDLE_REPAINT);
+        if let Some(stats) = &mut self.frame_stats {
+            stats.record(started.elapsed());
+        }
     }
 
     fn draw(&mut self, ui: &mut egui::Ui, world: &World) {

@@ -279,7 +279,7 @@ fn op_picker(
         r.response.labelled_by_param(label);
         if let Some(from) = wired
             && ui
-                .small_button("→")
+                .small_button("Show")
                 .on_hover_text("Select the wired operator")
                 .clicked()
         {
