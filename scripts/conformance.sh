@@ -101,10 +101,6 @@ run_server_role() {
 run_client_role() {
     local port pid kpid started
     started=$SECONDS
-    if [ ! -f scripts/conformance/echo_client.ron ]; then
-        echo "client role: skipped (no WebSocket DAT echo project yet)"
-        return
-    fi
     port=$(free_port)
     rm -rf "$out/clients"
     "$venv/bin/kosoku" -m fuzzingserver -x '12.*' -x '13.*' -o "$out/clients" \
@@ -112,7 +108,7 @@ run_client_role() {
     kpid=$!
     pids+=("$kpid")
     wait_for "$out/client-kosoku.log" "fuzzingserver listening" 30
-    "$bin" run scripts/conformance/echo_client.ron --set "driver.port=$port" \
+    "$bin" run scripts/conformance/echo_client.ron --set "ws.port=$port" \
         2>"$out/client-datpatch.log" &
     pid=$!
     pids+=("$pid")
