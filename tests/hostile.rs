@@ -8,6 +8,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{KillOnDrop, wait_until};
 use datpatch::engine::info;
 use datpatch::project::{self, NodeId, load_str};
 use datpatch::runner::Runner;
@@ -131,17 +134,6 @@ impl Server {
             started.elapsed()
         );
     }
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }
 
 /// Sends `bytes` on a fresh connection and reads until the server closes it (or 10 s pass).
@@ -1106,13 +1098,15 @@ fn onServerStop(dat) { print("onServerStop ran"); }
 )"####,
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
-        .arg("run")
-        .arg(&file)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+            .arg("run")
+            .arg(&file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -1138,7 +1132,7 @@ fn onServerStop(dat) { print("onServerStop ran"); }
         echo(client, &format!("client {i}"));
     }
     let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -1147,7 +1141,7 @@ fn onServerStop(dat) { print("onServerStop ran"); }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
