@@ -618,6 +618,13 @@ fn two_thousand_idle_connections_neither_block_requests_nor_leak() {
         idle.push(TcpStream::connect(addr).unwrap());
     }
     let opened_in = opened.elapsed();
+    // All of them at once: both ends of each are open in this process.
+    assert!(
+        wait_until(Duration::from_secs(3), || open_fds()
+            >= baseline_fds + 2 * count),
+        "the server holds {} of {count} connections",
+        open_fds().saturating_sub(baseline_fds + count)
+    );
     // Normal requests are answered promptly while they are all held.
     for i in 0..20 {
         server.assert_healthy(&format!("{count} idle connections, request {i}"));
@@ -647,6 +654,41 @@ fn two_thousand_idle_connections_neither_block_requests_nor_leak() {
         open_fds()
     );
     eprintln!("{count} idle connections opened in {opened_in:?}");
+}
+
+#[test]
+fn a_burst_of_connections_waits_in_the_backlog_instead_of_timing_out() {
+    // One connection slot, taken: every other connection waits to be accepted. They must all
+    // get through the TCP handshake at once (a short listen backlog drops their SYNs instead, and
+    // each connect then stalls for a second or more of retransmits).
+    const BURST: usize = 600;
+    let server = Server::start("\"maxconnections\": 1, \"headertimeout\": 30000");
+    let addr = server.addr();
+    let holder = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = Vec::with_capacity(BURST);
+    let mut stalled = 0;
+    for _ in 0..BURST {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(stream) => waiting.push(stream),
+            Err(_) => {
+                stalled += 1;
+                if stalled == 10 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        stalled,
+        0,
+        "{stalled} connects stalled after {} got through",
+        waiting.len()
+    );
+    // Freeing the slot lets them in one by one; a normal request gets its turn too.
+    drop(holder);
+    drop(waiting);
+    server.assert_healthy("a burst of waiting connections");
 }
 
 // ---- WebSocket frames written by hand ----
