@@ -1028,7 +1028,15 @@ fn example_project_talks_to_its_web_server_dat_echo() {
         ("client.active".to_string(), "0".to_string()),
     ];
     let runner = Runner::start_with(project, path.parent().unwrap(), None, &overrides).unwrap();
-    let id = |name: &str| runner.engine.lock().project().node_by_name(name).unwrap().id;
+    let id = |name: &str| {
+        runner
+            .engine
+            .lock()
+            .project()
+            .node_by_name(name)
+            .unwrap()
+            .id
+    };
     let (echo, client) = (id("echo"), id("client"));
     let port = || info::channel(runner.engine.lock().world(), echo, "port").unwrap_or(0.0);
     wait_until("the echo server", LONG, || port() != 0.0);

@@ -130,14 +130,14 @@ pub const PARAMS: &[ParDef] = &{
                     ("op", "Specified Operator"),
                 ],
             },
-            help: "Which operator `me` is inside the callbacks.",
+            help: "Which operator `me` is inside the callbacks (kept for TouchDesigner parity; for now `me` is always this DAT).",
         },
         ParDef {
             token: "fromop",
             label: "From Operator",
             page: RECEIVED_PAGE,
             kind: ParKind::Str(""),
-            help: "The operator `me` is when Execute from is Specified Operator.",
+            help: "The operator `me` is when Execute from is Specified Operator (not used yet: `me` is this DAT).",
         },
         ParDef {
             token: "clamp",
@@ -662,39 +662,7 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
         return;
     }
     match event {
-        ClientEvent::Message(WsMessage::Text(text)) => {
-            let rt = runtime(engine, id);
-            rt.messages_in += 1;
-            rt.bytes_in += text.len() as u64;
-            // Only copy the text when a callbacks DAT might want it.
-            let wanted = engine.world().callbacks_node(id).is_some();
-            let for_callback = wanted.then(|| text.clone());
-            let row = runtime(engine, id).table.push(text);
-            engine.world_mut().state_mut(id).content_rev += 1;
-            if let Some(text) = for_callback {
-                let row = i64::try_from(row).unwrap_or(i64::MAX);
-                engine.call(id, "onReceiveText", vec![dat(id), row.into(), text.into()]);
-            }
-        }
-        ClientEvent::Message(WsMessage::Binary(data)) => {
-            let rt = runtime(engine, id);
-            rt.messages_in += 1;
-            rt.bytes_in += data.len() as u64;
-            let blob: Blob = data.to_vec();
-            engine.call(
-                id,
-                "onReceiveBinary",
-                vec![dat(id), Dynamic::from_blob(blob)],
-            );
-        }
-        ClientEvent::Message(WsMessage::Ping(data)) => {
-            let blob: Blob = data.to_vec();
-            engine.call(id, "onReceivePing", vec![dat(id), Dynamic::from_blob(blob)]);
-        }
-        ClientEvent::Message(WsMessage::Pong(data)) => {
-            let blob: Blob = data.to_vec();
-            engine.call(id, "onReceivePong", vec![dat(id), Dynamic::from_blob(blob)]);
-        }
+        ClientEvent::Received(messages) => received(engine, id, messages),
         ClientEvent::RoundTrip { rtt_ms } => runtime(engine, id).ping_rtt_ms = rtt_ms,
         ClientEvent::Connecting { url, attempt } => {
             let rt = runtime(engine, id);
@@ -799,6 +767,62 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
                         "not connected: {failure} (Reconnect is off; pulse Reset to try again)"
                     )),
                 );
+            }
+        }
+    }
+}
+
+/// Messages from one event, in order: rows for text, counters, and the callbacks.
+fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
+    if engine.world().callbacks_node(id).is_none() {
+        // No callbacks DAT: the whole batch goes into the table under one lookup.
+        let rt = runtime(engine, id);
+        for message in messages {
+            match message {
+                WsMessage::Text(text) => {
+                    rt.messages_in += 1;
+                    rt.bytes_in += text.len() as u64;
+                    rt.table.push(text);
+                }
+                WsMessage::Binary(data) => {
+                    rt.messages_in += 1;
+                    rt.bytes_in += data.len() as u64;
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            }
+        }
+        engine.world_mut().state_mut(id).content_rev += 1;
+        return;
+    }
+    for message in messages {
+        match message {
+            WsMessage::Text(text) => {
+                let rt = runtime(engine, id);
+                rt.messages_in += 1;
+                rt.bytes_in += text.len() as u64;
+                let row = rt.table.push(text.clone());
+                engine.world_mut().state_mut(id).content_rev += 1;
+                let row = i64::try_from(row).unwrap_or(i64::MAX);
+                engine.call(id, "onReceiveText", vec![dat(id), row.into(), text.into()]);
+            }
+            WsMessage::Binary(data) => {
+                let rt = runtime(engine, id);
+                rt.messages_in += 1;
+                rt.bytes_in += data.len() as u64;
+                let blob: Blob = data.to_vec();
+                engine.call(
+                    id,
+                    "onReceiveBinary",
+                    vec![dat(id), Dynamic::from_blob(blob)],
+                );
+            }
+            WsMessage::Ping(data) => {
+                let blob: Blob = data.to_vec();
+                engine.call(id, "onReceivePing", vec![dat(id), Dynamic::from_blob(blob)]);
+            }
+            WsMessage::Pong(data) => {
+                let blob: Blob = data.to_vec();
+                engine.call(id, "onReceivePong", vec![dat(id), Dynamic::from_blob(blob)]);
             }
         }
     }
