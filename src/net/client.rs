@@ -12,7 +12,7 @@ use http::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -38,11 +38,29 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Outgoing messages written with one flush, so a burst from a script costs one syscall.
 const WRITE_BATCH: usize = 64;
 
-/// Received messages sent to the engine in one event at most: batching what is already readable
-/// saves the cook thread a wake-up per message under a flood. With the event queue's capacity
-/// this bounds what waits for the engine at about 4096 x 8 KiB for small messages.
-pub const BATCH_MESSAGES: usize = 64;
-pub const BATCH_BYTES: usize = 8 * 1024;
+/// Received messages sent to the engine in one event at most. Batching what is already readable
+/// saves the cook thread a wake-up per message under a flood; small batches keep each event
+/// short, so the engine lock is never held long for one client.
+pub const BATCH_MESSAGES: usize = 16;
+pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// Received bytes that may wait for the engine per client (see [`ingest_cost`]). Beyond it the
+/// reader waits and TCP pushes back on the server, so memory stays flat under any flood whatever
+/// the message size (the event queue alone bounds only the number of events).
+pub const INGEST_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one received message costs against the budget beside its payload: its allocation and
+/// bookkeeping, so that a flood of tiny messages is bounded too.
+const PER_MESSAGE_COST: usize = 64;
+
+/// The share of [`INGEST_BUDGET_BYTES`] a batch holds until the engine has taken it.
+pub fn ingest_cost(messages: &[WsMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| m.len() + PER_MESSAGE_COST)
+        .sum::<usize>()
+        .min(INGEST_BUDGET_BYTES)
+}
 
 /// Payload of the pings the task sends on its own, so scripts can tell their pongs apart.
 pub const KEEPALIVE_PAYLOAD: &[u8] = b"keepalive";
@@ -60,7 +78,8 @@ pub enum ClientEvent {
         protocol: Option<String>,
     },
     /// Messages in arrival order: one, or as many as were readable at once (at most
-    /// [`BATCH_MESSAGES`] and about [`BATCH_BYTES`]).
+    /// [`BATCH_MESSAGES`] and about [`BATCH_BYTES`]). The engine gives their [`ingest_cost`]
+    /// back with [`ClientHandle::ingested`].
     Received(Vec<WsMessage>),
     /// A pong answered our last ping after `rtt_ms`; sent just before the pong itself.
     RoundTrip { rtt_ms: f64 },
@@ -291,9 +310,16 @@ pub struct ClientHandle {
     outgoing: mpsc::Sender<Outgoing>,
     /// Payload bytes queued and not yet taken by the task (see [`OUTGOING_QUEUE_BYTES`]).
     queued_bytes: Arc<AtomicUsize>,
+    /// Permits are bytes of [`INGEST_BUDGET_BYTES`] not held by received messages.
+    ingest: Arc<Semaphore>,
 }
 
 impl ClientHandle {
+    /// The engine has handled received messages of this [`ingest_cost`]: the reader may go on.
+    pub fn ingested(&self, cost: usize) {
+        self.ingest.add_permits(cost);
+    }
+
     /// Queues `message` for connection `conn` without waiting.
     pub fn try_send(&self, conn: u64, message: WsMessage) -> Result<(), SendError> {
         let len = message.len();
@@ -326,6 +352,7 @@ pub fn spawn(
 ) -> ClientHandle {
     let (outgoing, commands) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let ingest = Arc::new(Semaphore::new(INGEST_BUDGET_BYTES));
     let task = Task {
         node,
         run,
@@ -333,11 +360,13 @@ pub fn spawn(
         events,
         commands,
         queued_bytes: queued_bytes.clone(),
+        ingest: ingest.clone(),
     };
     rt.spawn(task.run());
     ClientHandle {
         outgoing,
         queued_bytes,
+        ingest,
     }
 }
 
@@ -359,6 +388,7 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     commands: mpsc::Receiver<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
+    ingest: Arc<Semaphore>,
 }
 
 impl Task {
@@ -605,6 +635,13 @@ impl Task {
         if batch.is_empty() {
             return Ok(());
         }
+        let cost = u32::try_from(ingest_cost(batch)).unwrap_or(u32::MAX);
+        // Held until the engine has handled the batch (it adds the permits back).
+        self.ingest
+            .acquire_many(cost)
+            .await
+            .map_err(|_| Gone)?
+            .forget();
         self.emit(ClientEvent::Received(std::mem::take(batch)))
             .await
     }

@@ -662,7 +662,12 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
         return;
     }
     match event {
-        ClientEvent::Received(messages) => received(engine, id, messages),
+        ClientEvent::Received(messages) => {
+            if let Some(client) = &runtime(engine, id).client {
+                client.ingested(client::ingest_cost(&messages));
+            }
+            received(engine, id, messages);
+        }
         ClientEvent::RoundTrip { rtt_ms } => runtime(engine, id).ping_rtt_ms = rtt_ms,
         ClientEvent::Connecting { url, attempt } => {
             let rt = runtime(engine, id);
