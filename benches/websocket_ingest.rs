@@ -364,6 +364,16 @@ fn cpu_model() -> String {
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored too.
     now_ns();
+    // For profiling one path: DATPATCH_BENCH_ONLY=dat|callback|bare runs just that flood once.
+    if let Ok(only) = std::env::var("DATPATCH_BENCH_ONLY") {
+        let rate = match only.as_str() {
+            "dat" => dat_flood(false),
+            "callback" => dat_flood(true),
+            _ => bare_client(),
+        };
+        println!("{only}: {rate:.0} msg/s");
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("WebSocket DAT ingest — {cores} cores, {}", cpu_model());
     println!(

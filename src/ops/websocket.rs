@@ -207,7 +207,7 @@ fn onMonitorMessage(dat, message) {
 }
 "#;
 
-use rhai::{Array, Blob, Dynamic, EvalAltResult};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
 use crate::net::WsMessage;
@@ -799,16 +799,23 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
         engine.world_mut().state_mut(id).content_rev += 1;
         return;
     }
+    // Readers see the table only between events, so one revision bump covers the batch.
+    engine.world_mut().state_mut(id).content_rev += 1;
     for message in messages {
         match message {
             WsMessage::Text(text) => {
+                // The script's copy is made straight from the text, which then moves into the
+                // table: one copy per message, not two.
+                let for_script = ImmutableString::from(text.as_str());
                 let rt = runtime(engine, id);
                 rt.messages_in += 1;
                 rt.bytes_in += text.len() as u64;
-                let row = rt.table.push(text.clone());
-                engine.world_mut().state_mut(id).content_rev += 1;
-                let row = i64::try_from(row).unwrap_or(i64::MAX);
-                engine.call(id, "onReceiveText", vec![dat(id), row.into(), text.into()]);
+                let row = i64::try_from(rt.table.push(text)).unwrap_or(i64::MAX);
+                engine.call(
+                    id,
+                    "onReceiveText",
+                    vec![dat(id), row.into(), for_script.into()],
+                );
             }
             WsMessage::Binary(data) => {
                 let rt = runtime(engine, id);
