@@ -50,11 +50,12 @@ wait_for() {
     return 1
 }
 
-# Prints the counts of one role's report and fails if any case failed.
+# Prints the counts of one role's report ($1: index.json, $2: title, $3: one word) and fails if
+# any case failed.
 summarize() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$1" "$2" "$3" <<'EOF'
 import collections, json, sys
-index, role = sys.argv[1], sys.argv[2]
+index, role, word = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(index) as f:
     agents = json.load(f)
 cases = {k: v for agent in agents.values() for k, v in agent.items()}
@@ -63,6 +64,7 @@ counts = collections.Counter(c["behavior"] for c in cases.values())
 failed = sorted((k for k, c in cases.items() if not passed(c)), key=lambda k: [int(p) for p in k.split(".")])
 detail = ", ".join(f"{n} {b}" for b, n in sorted(counts.items()))
 print(f"{role}: {len(cases) - len(failed)}/{len(cases)} cases passed ({detail})")
+print(f"{word}: {len(cases) - len(failed)} passed, {len(failed)} failed")
 if failed:
     print(f"{role}: failed: {' '.join(failed)}")
     sys.exit(1)
@@ -92,17 +94,13 @@ run_server_role() {
         -o "$out/servers" "127.0.0.1:$port" >"$out/server-kosoku.log" 2>&1 || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    summarize "$out/servers/index.json" "server role (Web Server DAT)" || status=1
+    summarize "$out/servers/index.json" "server role (Web Server DAT)" autobahn-server || status=1
     echo "server role: $((SECONDS - started)) s; reports in $out/servers"
 }
 
 run_client_role() {
     local port pid kpid started
     started=$SECONDS
-    if [ ! -f scripts/conformance/echo_client.ron ]; then
-        echo "client role: skipped (no WebSocket DAT echo project yet)"
-        return
-    fi
     port=$(free_port)
     rm -rf "$out/clients"
     "$venv/bin/kosoku" -m fuzzingserver -x '12.*' -x '13.*' -o "$out/clients" \
@@ -110,7 +108,7 @@ run_client_role() {
     kpid=$!
     pids+=("$kpid")
     wait_for "$out/client-kosoku.log" "fuzzingserver listening" 30
-    "$bin" run scripts/conformance/echo_client.ron --set "driver.port=$port" \
+    "$bin" run scripts/conformance/echo_client.ron --set "ws.port=$port" \
         2>"$out/client-datpatch.log" &
     pid=$!
     pids+=("$pid")
@@ -118,7 +116,7 @@ run_client_role() {
     wait "$kpid" || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    summarize "$out/clients/index.json" "client role (WebSocket DAT)" || status=1
+    summarize "$out/clients/index.json" "client role (WebSocket DAT)" autobahn-client || status=1
     echo "client role: $((SECONDS - started)) s; reports in $out/clients"
 }
 

@@ -485,6 +485,53 @@ fn bodies_over_the_limit_or_stalled_are_cut_off() {
 }
 
 #[test]
+fn an_upload_that_stalls_is_cut_off_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&format!(
+        "\"maxbody\": 1000, \"headertimeout\": 1000, \"uploadfolder\": {:?}, \"uploadprefix\": \"/upload/\"",
+        dir.path().display().to_string()
+    ));
+    let addr = server.addr();
+    let (raw, _) = exchange(
+        addr,
+        b"POST /upload/whole.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(
+        status(&raw),
+        Some(200),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("whole.txt")).unwrap(),
+        b"hello"
+    );
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST /upload/stalled.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nonly ten b")
+        .unwrap();
+    let started = Instant::now();
+    let (raw, closed) = read_until_closed(&mut stream);
+    assert!(
+        closed && matches!(status(&raw), Some(408) | None),
+        "a stalled upload held its connection for {:?}: {:?}",
+        started.elapsed(),
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "whole.txt")
+        .collect();
+    assert!(left.is_empty(), "a stalled upload left {left:?}");
+    server.assert_healthy("a stalled upload");
+}
+
+#[test]
 fn a_client_sending_one_byte_per_second_is_dropped() {
     let server = Server::start("\"headertimeout\": 1000");
     let addr = server.addr();

@@ -245,16 +245,19 @@ pub enum UploadError {
     TooLarge,
     /// The body ended early (client gone) or could not be read.
     Interrupted,
+    /// The client sent nothing for longer than the idle limit.
+    Stalled,
     Io(String),
 }
 
 /// Streams `body` into a temporary file in `dir`, then renames it to `name` (adding `-1`, `-2`
-/// if taken). Nothing is left behind when the body is too large or ends early.
+/// if taken). Nothing is left behind when the body is too large, ends early or stalls for `idle`.
 pub async fn save_upload<B>(
     dir: &Path,
     name: &str,
     mut body: B,
     max_bytes: u64,
+    idle: std::time::Duration,
 ) -> Result<PathBuf, UploadError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -268,7 +271,10 @@ where
             .await
             .map_err(|e| UploadError::Io(e.to_string()))?;
         let mut written = 0u64;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| UploadError::Stalled)?
+        {
             let frame = frame.map_err(|_| UploadError::Interrupted)?;
             if let Some(data) = frame.data_ref() {
                 written += data.len() as u64;

@@ -570,8 +570,14 @@ async fn handle_request(
         && let Some(rest) = path.strip_prefix(settings.upload_prefix.as_str())
     {
         let name = files::sanitize_upload_name(rest);
-        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes).await {
+        let idle = Duration::from_millis(limits.header_timeout_ms);
+        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes, idle).await {
             Ok(saved) => saved,
+            Err(UploadError::Stalled) => {
+                let mut refused = HttpResponse::status(StatusCode::REQUEST_TIMEOUT);
+                refused.headers.push(("connection".into(), "close".into()));
+                return Ok(to_hyper(refused));
+            }
             Err(UploadError::TooLarge) => {
                 return Ok(to_hyper(HttpResponse::status(
                     StatusCode::PAYLOAD_TOO_LARGE,
