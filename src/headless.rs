@@ -5,33 +5,51 @@ use std::path::Path;
 use crate::runner::Runner;
 
 pub fn run(path: &Path, overrides: &[(String, String)]) -> Result<(), String> {
-    let runner = Runner::start_file(path, None, overrides)?;
-    runner.engine.lock().console_mut().echo_to_stderr = true;
-    eprintln!(
-        "datpatch: running {} (Ctrl+C or SIGTERM stops)",
-        path.display()
-    );
     let signal_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    signal_runtime.block_on(wait_for_stop_signal())?;
+    // Handlers first: a SIGTERM that arrives while the project starts still stops it cleanly.
+    let stop_signal = signal_runtime.block_on(async { StopSignal::install() })?;
+    let runner = Runner::start_file(path, None, |engine| {
+        engine.console_mut().echo_to_stderr = true;
+        for (target, value) in overrides {
+            engine.set_par_by_path(target, value)?;
+        }
+        Ok(())
+    })?;
+    eprintln!(
+        "datpatch: running {} (Ctrl+C or SIGTERM stops)",
+        path.display()
+    );
+    signal_runtime.block_on(stop_signal.wait())?;
     eprintln!("datpatch: stopping");
     runner.stop();
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> Result<(), String> {
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> Result<StopSignal, String> {
+        Ok(StopSignal {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    async fn wait(mut self) -> Result<(), String> {
+        #[cfg(unix)]
         tokio::select! {
-            _ = term.recv() => {}
+            _ = self.term.recv() => {}
             result = tokio::signal::ctrl_c() => result.map_err(|e| e.to_string())?,
         }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        Ok(())
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-    Ok(())
 }

@@ -16,4 +16,4 @@ pub mod script;
 pub mod ui;
 
 /// The example project opened when the app starts without one (in `projects/`).
-pub const DEFAULT_PROJECT: &str = "basics.ron";
+pub const DEFAULT_PROJECT: &str = "chat.ron";

@@ -3,12 +3,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::engine::{CookThread, Engine, SharedEngine, Waker, spawn_cook_thread};
 use crate::project::Project;
+
+/// The longest a stop waits for network tasks to finish their closing handshakes.
+const NET_GOODBYE: Duration = Duration::from_millis(1200);
 
 pub struct Runner {
     pub engine: SharedEngine,
@@ -23,16 +26,16 @@ impl Runner {
         base_dir: &Path,
         waker: Option<Waker>,
     ) -> std::io::Result<Runner> {
-        Runner::start_with(project, base_dir, waker, &[]).map_err(std::io::Error::other)
+        Runner::start_with(project, base_dir, waker, |_| Ok(())).map_err(std::io::Error::other)
     }
 
-    /// Like [`Runner::start`], with parameter overrides (`web.port` = `0`) applied before any
-    /// operator starts, as `datpatch run --set` gives them.
+    /// Like [`Runner::start`], with `setup` run on the engine before any operator starts (the
+    /// place for `--set` overrides and console echo, so nothing happens before them).
     pub fn start_with(
         project: Project,
         base_dir: &Path,
         waker: Option<Waker>,
-        overrides: &[(String, String)],
+        setup: impl FnOnce(&mut Engine) -> Result<(), String>,
     ) -> Result<Runner, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -42,9 +45,7 @@ impl Runner {
             .map_err(|e| format!("starting the network runtime: {e}"))?;
         let (mut engine, events) = Engine::new(project, runtime.handle().clone());
         engine.world_mut().base_dir = base_dir.to_path_buf();
-        for (target, value) in overrides {
-            engine.set_par_by_path(target, value)?;
-        }
+        setup(&mut engine)?;
         let engine = Arc::new(Mutex::new(engine));
         let cook = spawn_cook_thread(engine.clone(), events, waker)
             .map_err(|e| format!("starting the cook thread: {e}"))?;
@@ -55,15 +56,15 @@ impl Runner {
         })
     }
 
-    /// Loads and starts a project file.
+    /// Loads and starts a project file; see [`Runner::start_with`] for `setup`.
     pub fn start_file(
         path: &Path,
         waker: Option<Waker>,
-        overrides: &[(String, String)],
+        setup: impl FnOnce(&mut Engine) -> Result<(), String>,
     ) -> Result<Runner, String> {
         let project = crate::project::load_file(path).map_err(|e| e.to_string())?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Runner::start_with(project, base_dir, waker, overrides)
+        Runner::start_with(project, base_dir, waker, setup)
     }
 
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
@@ -81,6 +82,12 @@ impl Runner {
             self.engine.lock().shutdown();
         }
         if let Some(runtime) = self.runtime.take() {
+            // Stopped operators finish their goodbyes (WebSocket close frames, 1001) in network
+            // tasks; shutting the runtime down would cancel them mid-way, so let them end first.
+            let deadline = Instant::now() + NET_GOODBYE;
+            while runtime.metrics().num_alive_tasks() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             runtime.shutdown_timeout(Duration::from_millis(500));
         }
     }

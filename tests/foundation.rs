@@ -10,6 +10,9 @@ use datpatch::ops::{Input, OpKind};
 use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string};
 use datpatch::runner::Runner;
 
+mod common;
+use common::{KillOnDrop, wait_until};
+
 fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
 }
@@ -55,17 +58,6 @@ fn console_text(engine: &Engine) -> String {
         .lines()
         .map(|l| format!("{l}\n"))
         .collect()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }
 
 #[test]
@@ -417,7 +409,7 @@ fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
 #[test]
 fn info_channels_are_live_on_the_cook_thread() {
     let path = projects_dir().join("basics.ron");
-    let runner = Runner::start_file(&path, None, &[]).unwrap();
+    let runner = Runner::start_file(&path, None, |_| Ok(())).unwrap();
     let ticker = id_of(&runner.engine.lock(), "ticker");
     let cooks = || info::channel(runner.engine.lock().world(), ticker, "total_cooks").unwrap();
     assert!(wait_until(Duration::from_secs(10), || cooks() >= 3.0));
@@ -541,13 +533,14 @@ fn saves_are_atomic_and_leave_the_old_file_when_they_fail() {
 #[cfg(unix)]
 #[test]
 fn headless_run_exits_0_within_2s_of_sigterm() {
-    let mut child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
+    let child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
         .arg("run")
         .arg(projects_dir().join("basics.ron"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -567,13 +560,13 @@ fn headless_run_exits_0_within_2s_of_sigterm() {
         seen.push('\n');
     }
     let kill = Process::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let sent = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -590,5 +583,81 @@ fn headless_run_exits_0_within_2s_of_sigterm() {
     assert!(
         seen.contains("ticker stopped at frame"),
         "onExit did not run:\n{seen}"
+    );
+}
+
+#[test]
+fn channels_chop_reads_json_rows_from_a_table() {
+    let text = r#"(
+    nodes: [
+        (id: 1, name: "feed", kind: Table, table: [("message", "source")]),
+        (id: 2, name: "channels1", kind: Channels, params: {"pointer": "/d", "key": "source", "history": 3, "maxchannels": 4}),
+        (id: 3, name: "reader", kind: Execute, params: {"frameend": true}, text: "fn onFrameEnd(frame) { let o = op(\"out\"); o.clear(); o.appendRow([op(\"channels1\").chan(\"s1:temp\"), op(\"channels1\").chanHistory(\"s1:temp\").len(), op(\"channels1\").numChans]); }"),
+        (id: 4, name: "out", kind: Table),
+    ],
+    wires: [(from: 1, to: 2, input: Source)],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    let feed = id_of(&engine, "feed");
+    let channels = id_of(&engine, "channels1");
+    let push = |engine: &mut Engine, message: &str, source: &str| {
+        let rows = rows(engine, "feed").len();
+        engine
+            .apply(Command::SetCell {
+                id: feed,
+                row: rows,
+                col: 0,
+                value: message.into(),
+            })
+            .unwrap();
+        engine
+            .apply(Command::SetCell {
+                id: feed,
+                row: rows,
+                col: 1,
+                value: source.into(),
+            })
+            .unwrap();
+    };
+    push(
+        &mut engine,
+        r#"{"d": {"temp": 20.5, "ok": true, "label": "x", "pos": {"x": 1}}}"#,
+        "s1",
+    );
+    engine.cook_frame();
+    let output = engine.world().dat(channels).unwrap().text();
+    assert!(output.starts_with("name\tvalue\tupdated\n"), "{output}");
+    let table_names: Vec<String> = (1..engine.world().dat(channels).unwrap().num_rows())
+        .map(|r| engine.world().dat(channels).unwrap().cell(r, 0).unwrap())
+        .collect();
+    // Fields of one message appear in key order; later fields after earlier ones.
+    assert_eq!(table_names, ["s1:ok", "s1:pos/x", "s1:temp"]);
+    for t in [21.0, 22.0, 23.5] {
+        push(&mut engine, &format!(r#"{{"d": {{"temp": {t}}}}}"#), "s1");
+    }
+    push(&mut engine, "not json", "s1");
+    push(&mut engine, r#"{"d": {"new1": 1, "new2": 2}}"#, "s2");
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "out")[0], ["23.5", "3", "4"]);
+    assert_eq!(
+        info::channel(engine.world(), channels, "num_channels"),
+        Some(4.0)
+    );
+    assert_eq!(
+        info::channel(engine.world(), channels, "warnings"),
+        Some(1.0),
+        "{}",
+        console_text(&engine)
+    );
+    engine
+        .apply(Command::Pulse {
+            id: channels,
+            token: "reset".into(),
+        })
+        .unwrap();
+    engine.cook_frame();
+    assert_eq!(
+        info::channel(engine.world(), channels, "num_channels"),
+        Some(0.0)
     );
 }

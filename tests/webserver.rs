@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use datpatch::engine::{Command, Engine, info};
 use datpatch::project::{NodeId, ParValue, load_str};
 use datpatch::runner::Runner;
+
+mod common;
+use common::{HttpAnswer, KillOnDrop, basic, http, parse_answer, raw_request, rt, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -174,97 +177,6 @@ impl Server {
     }
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
-
-#[derive(Debug)]
-struct HttpAnswer {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpAnswer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn parse_answer(raw: &[u8]) -> HttpAnswer {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let mut parts = status_line.splitn(3, ' ');
-    let _version = parts.next();
-    let status = parts.next().unwrap().parse().unwrap();
-    let reason = parts.next().unwrap_or("").to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    HttpAnswer {
-        status,
-        reason,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-/// One request on a fresh connection that the server closes after answering.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpAnswer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_answer(&raw)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn http_requests_reach_the_callback_and_its_answer_comes_back() {
     let server = Server::start("\"requesttimeout\": 300");
@@ -336,21 +248,21 @@ fn http_requests_reach_the_callback_and_its_answer_comes_back() {
 #[test]
 fn basic_auth_is_accepted_and_rejected() {
     let server = Server::start("");
-    let good = base64_encode("ada:lovelace");
+    let good = "ada:lovelace";
     let ok = http(
         server.addr(),
         "GET",
         "/private",
-        &[("Authorization", &format!("Basic {good}"))],
+        &[("Authorization", &basic(good))],
         b"",
     );
     assert_eq!((ok.status, ok.text().as_str()), (200, "welcome"));
-    let bad = base64_encode("ada:babbage");
+    let bad = "ada:babbage";
     let refused = http(
         server.addr(),
         "GET",
         "/private",
-        &[("Authorization", &format!("Basic {bad}"))],
+        &[("Authorization", &basic(bad))],
         b"",
     );
     assert_eq!(refused.status, 401);
@@ -360,11 +272,6 @@ fn basic_auth_is_accepted_and_rejected() {
     );
     let anonymous = http(server.addr(), "GET", "/private", &[], b"");
     assert_eq!(anonymous.status, 401);
-}
-
-fn base64_encode(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[test]
@@ -906,12 +813,13 @@ fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
 fn example_project_runs_headless_with_a_port_override() {
     use std::io::BufRead;
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/webserver_basic.ron");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
         .args(["run", &project.display().to_string(), "--set", "web.port=0"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -936,15 +844,275 @@ fn example_project_runs_headless_with_a_port_override() {
     assert_eq!(json["server"], "web");
     let page = http(addr, "GET", "/", &[], b"");
     assert!(page.text().contains("<h1>datpatch web server</h1>"));
-    let auth = format!("Basic {}", base64_encode("ada:lovelace"));
+    let auth = basic("ada:lovelace");
     assert_eq!(
         http(addr, "GET", "/private", &[("Authorization", &auth)], b"").status,
         200
     );
     assert_eq!(http(addr, "GET", "/private", &[], b"").status, 401);
     std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
+}
+
+const FILE_CALLBACKS: &str = r#"
+fn onHTTPRequest(dat, request, response) {
+    if request.uri == "/api" {
+        response.statusCode = 200;
+        response.data = "from the callback";
+    } else if request.savedPath != () {
+        let e = op("events");
+        e.appendRow(["saved", request.savedPath, request.method, request.data]);
+    }
+    response
+}
+"#;
+
+#[test]
+fn static_files_with_304_206_and_traversal_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(root.join("style.css"), "body{}").unwrap();
+    std::fs::write(root.join("sub/page.txt"), "sub page").unwrap();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("data.bin"), &data).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "do not serve").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path(), root.join("escape")).unwrap();
+
+    let params = format!("\"staticroot\": \"{}\"", root.display());
+    let server = Server::start_with(&params, FILE_CALLBACKS);
+    let addr = server.addr();
+
+    let home = http(addr, "GET", "/", &[], b"");
+    assert_eq!((home.status, home.text().as_str()), (200, "<h1>home</h1>"));
+    assert_eq!(
+        home.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        http(addr, "GET", "/style.css", &[], b"").header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(
+        http(addr, "GET", "/sub/page.txt", &[], b"").text(),
+        "sub page"
+    );
+    assert_eq!(
+        http(addr, "GET", "/api", &[], b"").text(),
+        "from the callback"
+    );
+
+    let full = http(addr, "GET", "/data.bin", &[], b"");
+    assert_eq!(full.body, data);
+    let etag = full.header("etag").unwrap().to_string();
+    let cached = http(addr, "GET", "/data.bin", &[("If-None-Match", &etag)], b"");
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty());
+    let part = http(addr, "GET", "/data.bin", &[("Range", "bytes=10-19")], b"");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 10-19/1000"));
+    assert_eq!(part.body, &data[10..20]);
+    let tail = http(addr, "GET", "/data.bin", &[("Range", "bytes=-5")], b"");
+    assert_eq!(tail.body, &data[995..]);
+    let beyond = http(addr, "GET", "/data.bin", &[("Range", "bytes=2000-")], b"");
+    assert_eq!(beyond.status, 416);
+    assert_eq!(beyond.header("content-range"), Some("bytes */1000"));
+    let head = raw_request(
+        addr,
+        "HEAD /data.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("1000"))
+    );
+    assert!(head.body.is_empty());
+
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub/..%2f..%2fsecret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/escape/secret.txt",
+        "//etc/passwd",
+        "/..\\secret.txt",
+        "/nothing.txt",
+    ] {
+        let answer = raw_request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(
+            answer.status == 404 || answer.status == 400,
+            "{path}: {}",
+            answer.status
+        );
+        assert!(!answer.text().contains("do not serve"), "{path} leaked");
+    }
+    // An absolute-form target names a path too; it must not escape either.
+    let absolute = raw_request(
+        addr,
+        "GET http://x/../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!absolute.text().contains("do not serve"));
+    // POST never serves files.
+    assert_eq!(http(addr, "POST", "/index.html", &[], b"").status, 404);
+}
+
+#[test]
+fn uploads_are_saved_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    let params = format!("\"uploadfolder\": \"{}\", \"maxbody\": 5000", up.display());
+    let server = Server::start_with(&params, FILE_CALLBACKS);
+    let addr = server.addr();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&up)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+
+    let first = http(addr, "POST", "/uploads/hello.txt", &[], b"hi there");
+    assert_eq!((first.status, first.text().as_str()), (201, "hello.txt"));
+    assert_eq!(std::fs::read(up.join("hello.txt")).unwrap(), b"hi there");
+    let second = http(addr, "PUT", "/uploads/hello.txt", &[], b"again");
+    assert_eq!(second.text(), "hello-1.txt");
+    let sneaky = http(addr, "POST", "/uploads/..%2f..%2fevil.sh", &[], b"#!");
+    assert_eq!((sneaky.status, sneaky.text().as_str()), (201, "evil.sh"));
+    assert!(!dir.path().join("evil.sh").exists());
+
+    // Too large, declared: refused before any byte is stored.
+    assert_eq!(
+        http(addr, "POST", "/uploads/big.bin", &[], &[0u8; 6000]).status,
+        413
+    );
+    // Too large, chunked: cut off, and the partial file removed.
+    let chunk = format!("{:x}\r\n{}\r\n", 3000, "c".repeat(3000));
+    let chunked = raw_request(
+        addr,
+        &format!(
+            "POST /uploads/chunked.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+        ),
+    );
+    assert_eq!(chunked.status, 413);
+    // Interrupted mid-body: the client vanishes after 1000 of 4000 bytes.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"POST /uploads/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n")
+        .unwrap();
+    stream.write_all(&[1u8; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+
+    assert!(
+        wait_until(Duration::from_secs(10), || listing()
+            == ["evil.sh", "hello-1.txt", "hello.txt"]),
+        "{:?}",
+        listing()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(listing(), ["evil.sh", "hello-1.txt", "hello.txt"]);
+
+    let saved: Vec<String> = server
+        .events()
+        .iter()
+        .filter(|r| r[0] == "saved")
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(saved.len(), 3, "{:?}", server.events());
+    assert!(
+        saved[0].ends_with("hello.txt") && Path::new(&saved[0]).is_absolute()
+            || saved[0].contains("up")
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .filter(|r| r[0] == "saved")
+            .all(|r| r[3].is_empty()),
+        "bodies of uploads are not held in memory"
+    );
+}
+
+#[test]
+fn nanollm_frames_are_decoded_answered_and_malformed_ones_counted() {
+    use datpatch::net::nanollm;
+    let callbacks = r#"
+fn onWebSocketReceiveFrame(dat, client, frame) {
+    let e = op("events");
+    e.appendRow(["frame", frame.msg_id, frame.type, frame.size, frame.metadata, frame.text]);
+    dat.webSocketSendFramed(client, "json", #{ echo: frame.text, type: frame.type }, "reply");
+}
+"#;
+    let server = Server::start_with("\"format\": \"nanollm\"", callbacks);
+    let rt = rt();
+    let replies = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+            .await
+            .unwrap();
+        ws.send(Message::binary(nanollm::encode(
+            10,
+            1_700_000_000_000,
+            1,
+            "txt",
+            b"hello",
+        )))
+        .await
+        .unwrap();
+        ws.send(Message::binary(vec![0u8; 12])).await.unwrap();
+        let mut bad_magic = nanollm::encode(11, 1, 1, "", b"x").to_vec();
+        bad_magic[16] = 9;
+        ws.send(Message::binary(bad_magic)).await.unwrap();
+        let mut mismatch = nanollm::encode(12, 1, 2, "", b"abcd").to_vec();
+        mismatch.pop();
+        ws.send(Message::binary(mismatch)).await.unwrap();
+        ws.send(Message::binary(nanollm::encode(
+            13,
+            1,
+            5,
+            "png",
+            &[1, 2, 3],
+        )))
+        .await
+        .unwrap();
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
+                replies.push(nanollm::decode(&b).unwrap());
+            }
+        }
+        replies
+    });
+    assert_eq!(
+        replies.iter().map(|f| f.msg_id).collect::<Vec<_>>(),
+        [0, 1],
+        "msg_id counts up per connection"
+    );
+    assert!(replies.iter().all(|f| f.kind == 0 && f.metadata == "reply"));
+    let first: serde_json::Value = serde_json::from_slice(&replies[0].payload).unwrap();
+    assert_eq!(first, serde_json::json!({"echo": "hello", "type": "text"}));
+    let frames: Vec<Vec<String>> = server
+        .events()
+        .into_iter()
+        .filter(|r| r[0] == "frame")
+        .collect();
+    assert_eq!(frames[0], ["frame", "10", "text", "5", "txt", "hello"]);
+    assert_eq!(frames[1], ["frame", "13", "image", "3", "png", "01 02 03"]);
+    assert_eq!(server.channel("malformed_frames"), 3.0);
+    let console = server.console();
+    assert!(
+        console.contains("short NanoLLM frame")
+            && console.contains("magic")
+            && console.contains("size mismatch"),
+        "{console}"
+    );
 }

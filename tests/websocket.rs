@@ -653,15 +653,15 @@ fn refused_connection_is_retried_with_growing_delays_until_the_server_appears() 
     wait_until("connected", LONG, || badge(&runner) == Badge::Connected);
     assert!(channel(&runner, "reconnects") >= 2.0);
 
-    // Attempts were spaced by at least the announced delays (which are rounded to 0.1 s;
-    // console times are in ms).
+    // Attempts were spaced by at least the announced delays (console times are in ms).
     let attempts = console_times(&runner, "connecting to ");
     let delays = announced_delays(&runner);
     assert!(attempts.len() >= 3, "{attempts:?}");
     for (pair, delay) in attempts.windows(2).zip(&delays) {
         let gap_ms = pair[1].0 - pair[0].0;
         assert!(
-            gap_ms as f64 >= (delay - 0.05) * 1000.0 - 2.0,
+            // The announcement rounds to 0.1 s, and lines are stamped when the cook thread logs them.
+            gap_ms as f64 >= delay * 1000.0 - 80.0,
             "attempts {gap_ms} ms apart, announced {delay} s: {attempts:?}"
         );
     }
@@ -691,7 +691,8 @@ fn timeout_is_honoured_against_a_server_that_never_answers_the_handshake() {
     let started = console_times(&runner, "connecting to ")[0].0;
     let failed = console_times(&runner, "could not connect")[0].0;
     assert!(
-        (300..3000).contains(&(failed - started)),
+        // Console stamps are taken when the cook thread logs, so allow it a little slack.
+        (250..3000).contains(&(failed - started)),
         "gave up after {} ms",
         failed - started
     );
@@ -1081,11 +1082,11 @@ fn example_project_talks_to_its_web_server_dat_echo() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/websocket_client.ron");
     let project = datpatch::project::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     // A free port for the server, and the client held back until it knows that port.
-    let overrides = [
-        ("echo.port".to_string(), "0".to_string()),
-        ("client.active".to_string(), "0".to_string()),
-    ];
-    let runner = Runner::start_with(project, path.parent().unwrap(), None, &overrides).unwrap();
+    let runner = Runner::start_with(project, path.parent().unwrap(), None, |engine| {
+        engine.set_par_by_path("echo.port", "0")?;
+        engine.set_par_by_path("client.active", "0")
+    })
+    .unwrap();
     let id = |name: &str| {
         runner
             .engine

@@ -386,7 +386,11 @@ fn coerce(kind: ParKind, value: ParValue) -> ParValue {
             ParValue::Float(s.trim().parse().unwrap_or(0.0))
         }
         (
-            ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. },
+            ParKind::Str(_)
+            | ParKind::File { .. }
+            | ParKind::Folder
+            | ParKind::Password
+            | ParKind::Menu { .. },
             v @ (ParValue::Int(_) | ParValue::Float(_) | ParValue::Bool(_)),
         ) => ParValue::Str(v.to_string()),
         (_, v) => v,

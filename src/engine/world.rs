@@ -81,6 +81,7 @@ pub enum OpRuntime {
     Table(crate::ops::table::Runtime),
     WebServer(crate::ops::webserver::Runtime),
     WebSocket(crate::ops::websocket::Runtime),
+    Channels(crate::ops::channels::Runtime),
 }
 
 /// Read access to a DAT's contents, whatever kind of DAT it is.
@@ -220,6 +221,7 @@ impl World {
         }
         match self.state(id).map(|s| &s.runtime) {
             Some(OpRuntime::WebSocket(rt)) => Some(DatRef::Fifo(rt.table())),
+            Some(OpRuntime::Channels(rt)) => Some(DatRef::Table(rt.output())),
             _ => None,
         }
     }

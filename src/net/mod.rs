@@ -2,6 +2,8 @@
 //! a bounded channel and take commands from the engine over bounded channels.
 
 pub mod client;
+pub mod files;
+pub mod nanollm;
 pub mod server;
 pub mod tls;
 

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::files::{self, FileSettings, UploadError};
 use super::{NetEvent, NetEventKind, WsMessage};
 use crate::project::NodeId;
 
@@ -84,6 +85,8 @@ pub struct HttpRequest {
     pub body: Bytes,
     pub client_addr: SocketAddr,
     pub server_addr: SocketAddr,
+    /// Where an upload's body was saved (its `body` is then empty).
+    pub saved_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +119,7 @@ pub struct ServerLimits {
     pub max_body_bytes: u64,
     pub max_message_bytes: usize,
     pub request_timeout_ms: u64,
+    /// For the TLS handshake and the request headers, and the longest pause within a body.
     pub header_timeout_ms: u64,
     /// 0: never ping.
     pub ping_interval_ms: u64,
@@ -140,6 +144,7 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Arc<RwLock<ServerLimits>>,
+    pub files: Arc<RwLock<FileSettings>>,
 }
 
 /// One connected WebSocket client, as the Info panel lists it.
@@ -192,6 +197,7 @@ struct Shared {
     run: u64,
     events: mpsc::Sender<NetEvent>,
     limits: Arc<RwLock<ServerLimits>>,
+    files: Arc<RwLock<FileSettings>>,
     clients: Mutex<HashMap<String, ClientEntry>>,
     shutdown: watch::Receiver<bool>,
 }
@@ -278,6 +284,7 @@ pub fn start(
         run: config.run,
         events,
         limits: config.limits,
+        files: config.files,
         clients: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx,
     });
@@ -512,6 +519,7 @@ fn request_info(
         body,
         client_addr: peer,
         server_addr: local,
+        saved_path: None,
     }
 }
 
@@ -553,25 +561,137 @@ async fn handle_request(
         )));
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limits.max_body_bytes as usize)
-        .collect()
-        .await
+    let settings = shared.files.read().clone();
+    let path = parts.uri.path().to_string();
+    let is_write = parts.method == http::Method::POST || parts.method == http::Method::PUT;
+    if let Some(dir) = &settings.upload_dir
+        && is_write
+        && !settings.upload_prefix.is_empty()
+        && let Some(rest) = path.strip_prefix(settings.upload_prefix.as_str())
     {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Ok(to_hyper(HttpResponse::status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-            )));
+        let name = files::sanitize_upload_name(rest);
+        let idle = Duration::from_millis(limits.header_timeout_ms);
+        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes, idle).await {
+            Ok(saved) => saved,
+            Err(UploadError::Stalled) => {
+                let mut refused = HttpResponse::status(StatusCode::REQUEST_TIMEOUT);
+                refused.headers.push(("connection".into(), "close".into()));
+                return Ok(to_hyper(refused));
+            }
+            Err(UploadError::TooLarge) => {
+                return Ok(to_hyper(HttpResponse::status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                )));
+            }
+            Err(UploadError::Interrupted) => {
+                return Ok(to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST)));
+            }
+            Err(UploadError::Io(e)) => {
+                shared.emit_now(ServerEvent::Warning {
+                    text: format!("saving an upload in {}: {e}", dir.display()),
+                });
+                return Ok(to_hyper(HttpResponse::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                )));
+            }
+        };
+        let file_name = saved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut request = request_info(&parts, Bytes::new(), peer, local);
+        request.saved_path = Some(saved);
+        let mut response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
+            request: Box::new(request),
+            reply,
+        })
+        .await;
+        if is_default_404(&response) {
+            response = HttpResponse {
+                status: StatusCode::CREATED.as_u16(),
+                reason: None,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: Bytes::from(file_name),
+            };
         }
-        Err(_) => return Ok(to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST))),
+        return Ok(to_hyper(response));
+    }
+    let idle = Duration::from_millis(limits.header_timeout_ms);
+    let body = match read_body(body, limits.max_body_bytes, idle).await {
+        Ok(body) => body,
+        Err(status) => {
+            let mut refused = HttpResponse::status(status);
+            refused.headers.push(("connection".into(), "close".into()));
+            return Ok(to_hyper(refused));
+        }
     };
     let request = request_info(&parts, body, peer, local);
-    let response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
+    let mut response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
         request: Box::new(request),
         reply,
     })
     .await;
+    if is_default_404(&response)
+        && let Some(root) = &settings.static_root
+        && let Some(mut file) = files::serve_static(
+            root,
+            &settings.index_file,
+            &parts.method,
+            &path,
+            &parts.headers,
+        )
+        .await
+    {
+        // Headers the callback set on its default answer (CORS, caching) apply to the file too.
+        for (name, value) in response.headers {
+            if !file
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                file.headers.push((name, value));
+            }
+        }
+        response = file;
+    }
+    if is_default_404(&response)
+        && !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        let plain = HttpResponse::status(StatusCode::NOT_FOUND);
+        response.headers.extend(plain.headers);
+        response.body = plain.body;
+    }
     Ok(to_hyper(response))
+}
+
+/// An answer the callback left at its default (or gave no callback for): 404, no body.
+fn is_default_404(response: &HttpResponse) -> bool {
+    response.status == 404 && response.body.is_empty()
+}
+
+/// Reads a body of at most `max` bytes; a client that sends nothing for `idle` gets 408, so a
+/// stalled body cannot hold a connection slot forever.
+async fn read_body(body: Incoming, max: u64, idle: Duration) -> Result<Bytes, StatusCode> {
+    let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
+    let mut data = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+            Ok(None) => return Ok(data.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+            Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            Ok(Some(Err(_))) => return Err(StatusCode::BAD_REQUEST),
+        }
+    }
 }
 
 fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
@@ -679,7 +799,10 @@ async fn upgrade(
 
 /// The close code for a read error, as RFC 6455 §7.4 assigns them.
 fn close_code_for(error: &WsError) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match error {
+        // The peer is gone: there is no one to send a close frame to.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Capacity(_) => Some(1009),
         WsError::Utf8(_) => Some(1007),
         WsError::Protocol(_) => Some(1002),

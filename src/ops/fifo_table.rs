@@ -7,29 +7,41 @@ use std::collections::VecDeque;
 pub const MESSAGE_HEADING: &str = "message";
 pub const BYTES_HEADING: &str = "bytes";
 
+/// Separates the cells of a record row inside its one string (records mode).
+const CELL_SEPARATOR: char = '\u{1f}';
+
 #[derive(Debug, Clone)]
 pub struct FifoTable {
     rows: VecDeque<String>,
+    /// Records mode (e.g. decoded NanoLLM frames): these headings, one string per row holding the
+    /// cells joined by an ASCII unit separator. Empty: one message per row.
+    record_heading: Vec<String>,
     /// Whether row 0 has a `bytes` column, where message rows show their raw bytes in hex.
     bytes_column: bool,
     /// `None` keeps every row (clamp off).
     max_lines: Option<usize>,
     /// Rows dropped by clamping since the last clear, so callers can tell how far the window moved.
     dropped: u64,
+    /// Messages pushed since the table was made (clears included): readers that follow the
+    /// stream (the Channels CHOP) tell new rows from old by it.
+    total_pushed: u64,
 }
 
 impl FifoTable {
     pub fn new(max_lines: Option<usize>, bytes_column: bool) -> Self {
         Self {
             rows: VecDeque::with_capacity(max_lines.unwrap_or(0).min(4096)),
+            record_heading: Vec::new(),
             bytes_column,
             max_lines,
             dropped: 0,
+            total_pushed: 0,
         }
     }
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
     pub fn push(&mut self, message: String) -> usize {
+        self.total_pushed += 1;
         if let Some(max) = self.max_lines {
             if max == 0 {
                 self.dropped += 1;
@@ -42,6 +54,30 @@ impl FifoTable {
         }
         self.rows.push_back(message);
         self.rows.len()
+    }
+
+    /// Switches to rows of several cells under `heading` (or back to messages with an empty
+    /// heading); existing rows are cleared when the layout changes.
+    pub fn set_record_heading(&mut self, heading: &[&str]) {
+        if self
+            .record_heading
+            .iter()
+            .map(String::as_str)
+            .ne(heading.iter().copied())
+        {
+            self.record_heading = heading.iter().map(|h| h.to_string()).collect();
+            self.rows.clear();
+        }
+    }
+
+    /// Appends a row of cells (records mode); returns its row index like [`FifoTable::push`].
+    pub fn push_record(&mut self, cells: &[String]) -> usize {
+        let joined = cells
+            .iter()
+            .map(|c| c.replace(CELL_SEPARATOR, " "))
+            .collect::<Vec<_>>()
+            .join(&CELL_SEPARATOR.to_string());
+        self.push(joined)
     }
 
     /// Changes the clamp; rows beyond the new maximum go, oldest first.
@@ -73,6 +109,10 @@ impl FifoTable {
         self.rows.len()
     }
 
+    pub fn total_pushed(&self) -> u64 {
+        self.total_pushed
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -82,7 +122,13 @@ impl FifoTable {
     }
 
     pub fn num_cols(&self) -> usize {
-        if self.bytes_column { 2 } else { 1 }
+        if !self.record_heading.is_empty() {
+            self.record_heading.len()
+        } else if self.bytes_column {
+            2
+        } else {
+            1
+        }
     }
 
     /// The message text of row `row` (1-based; row 0 is the heading).
@@ -95,6 +141,19 @@ impl FifoTable {
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {
         if col >= self.num_cols() {
             return None;
+        }
+        if !self.record_heading.is_empty() {
+            return if row == 0 {
+                self.record_heading.get(col).cloned()
+            } else {
+                Some(
+                    self.message(row)?
+                        .split(CELL_SEPARATOR)
+                        .nth(col)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            };
         }
         if row == 0 {
             return Some(
@@ -148,6 +207,26 @@ mod tests {
         assert_eq!(t.message(1), Some("d"));
         t.clear();
         assert_eq!(t.num_rows(), 1);
+    }
+
+    #[test]
+    fn records_mode_keeps_cells_apart() {
+        let mut t = FifoTable::new(Some(2), true);
+        t.push("old".into());
+        t.set_record_heading(&["a", "b"]);
+        assert_eq!(t.num_rows(), 1);
+        assert_eq!(t.push_record(&["1".into(), "x\u{1f}y".into()]), 1);
+        assert_eq!(
+            (
+                t.cell(0, 1).as_deref(),
+                t.cell(1, 0).as_deref(),
+                t.cell(1, 1).as_deref()
+            ),
+            (Some("b"), Some("1"), Some("x y"))
+        );
+        assert_eq!(t.num_cols(), 2);
+        t.set_record_heading(&[]);
+        assert_eq!((t.num_rows(), t.num_cols()), (1, 2));
     }
 
     #[test]

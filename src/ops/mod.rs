@@ -1,6 +1,7 @@
 //! Operator kinds: their parameters (TouchDesigner tokens, labels, pages, defaults), their input
 //! pins, and dispatch to the one file per operator that holds its runtime and cook.
 
+pub mod channels;
 pub mod execute;
 pub mod fifo_table;
 pub mod table;
@@ -18,6 +19,7 @@ pub enum OpKind {
     Table,
     Text,
     Execute,
+    Channels,
 }
 
 /// Typed input pins. A wire into a pin is the same thing as the operator parameter of that name.
@@ -54,7 +56,7 @@ impl Input {
         match self {
             Input::Callbacks => kind == OpKind::Text,
             Input::Headers => kind == OpKind::Table,
-            Input::Source => kind.is_dat(),
+            Input::Source => kind.is_dat() || kind == OpKind::Channels,
         }
     }
 }
@@ -83,6 +85,8 @@ pub enum ParKind {
     File {
         extensions: &'static [&'static str],
     },
+    /// A folder path.
+    Folder,
     /// A string shown masked (certificate password); `$NAME` keeps it out of the file.
     Password,
     /// A button: no stored value, it fires an action.
@@ -110,7 +114,9 @@ impl ParDef {
             ParKind::Float { default, .. } => ParValue::Float(default),
             ParKind::Str(s) => ParValue::Str(s.to_string()),
             ParKind::Menu { default, .. } => ParValue::Str(default.to_string()),
-            ParKind::File { .. } | ParKind::Password => ParValue::Str(String::new()),
+            ParKind::File { .. } | ParKind::Folder | ParKind::Password => {
+                ParValue::Str(String::new())
+            }
             ParKind::Pulse | ParKind::Op(_) => return None,
         })
     }
@@ -183,6 +189,7 @@ impl OpKind {
         OpKind::Table,
         OpKind::Text,
         OpKind::Execute,
+        OpKind::Channels,
     ];
 
     /// What the GUI and the console call it.
@@ -193,6 +200,7 @@ impl OpKind {
             OpKind::Table => "Table DAT",
             OpKind::Text => "Text DAT",
             OpKind::Execute => "Execute DAT",
+            OpKind::Channels => "Channels CHOP",
         }
     }
 
@@ -204,6 +212,7 @@ impl OpKind {
             OpKind::Table => "tableDAT",
             OpKind::Text => "textDAT",
             OpKind::Execute => "executeDAT",
+            OpKind::Channels => "channelsCHOP",
         }
     }
 
@@ -215,11 +224,12 @@ impl OpKind {
             OpKind::Table => "table",
             OpKind::Text => "text",
             OpKind::Execute => "execute",
+            OpKind::Channels => "channels",
         }
     }
 
     pub fn is_dat(self) -> bool {
-        true
+        self != OpKind::Channels
     }
 
     pub fn params(self) -> &'static [ParDef] {
@@ -229,6 +239,7 @@ impl OpKind {
             OpKind::Table => table::PARAMS,
             OpKind::Text => text::PARAMS,
             OpKind::Execute => execute::PARAMS,
+            OpKind::Channels => channels::PARAMS,
         }
     }
 
@@ -251,7 +262,7 @@ impl OpKind {
         match self {
             OpKind::WebServer => &[Input::Callbacks],
             OpKind::WebSocket => &[Input::Callbacks, Input::Headers],
-            OpKind::Table => &[Input::Source],
+            OpKind::Table | OpKind::Channels => &[Input::Source],
             OpKind::Text | OpKind::Execute => &[],
         }
     }
@@ -275,7 +286,7 @@ impl OpKind {
         match self {
             OpKind::Text => Some(""),
             OpKind::Execute => Some(execute::DEFAULT_CALLBACKS),
-            OpKind::Table | OpKind::WebServer | OpKind::WebSocket => None,
+            OpKind::Table | OpKind::WebServer | OpKind::WebSocket | OpKind::Channels => None,
         }
     }
 
@@ -389,6 +400,7 @@ pub fn reconcile(engine: &mut Engine, id: NodeId) {
         Some(OpKind::WebServer) => webserver::reconcile(engine, id, first),
         Some(OpKind::WebSocket) => websocket::reconcile(engine, id, first),
         Some(OpKind::Table) => table::reconcile(engine, id, first),
+        Some(OpKind::Channels) => channels::reconcile(engine, id, first),
         Some(OpKind::Text) => text::reconcile(engine, id, first),
         Some(OpKind::Execute) => execute::reconcile(engine, id),
         None => {}
@@ -400,6 +412,7 @@ pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
         Some(OpKind::WebServer) => webserver::pulse(engine, id, token),
         Some(OpKind::WebSocket) => websocket::pulse(engine, id, token),
         Some(OpKind::Table) => table::pulse(engine, id, token),
+        Some(OpKind::Channels) => channels::pulse(engine, id, token),
         Some(OpKind::Text) => text::pulse(engine, id, token),
         Some(OpKind::Execute) | None => {}
     }
@@ -409,6 +422,7 @@ pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
 pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
     match kind_of(engine.world(), id) {
         Some(OpKind::Table) => table::cook(engine, id),
+        Some(OpKind::Channels) => channels::cook(engine, id),
         Some(OpKind::Execute) => execute::frame(engine, id, "framestart", "onFrameStart"),
         Some(OpKind::WebSocket) => websocket::cook(engine, id),
         Some(OpKind::Text | OpKind::WebServer) | None => false,
@@ -446,6 +460,7 @@ pub fn extra_info(world: &World, id: NodeId, out: &mut Vec<(&'static str, f64)>)
     match world.state(id).map(|s| &s.runtime) {
         Some(OpRuntime::WebServer(rt)) => webserver::extra_info(rt, out),
         Some(OpRuntime::WebSocket(rt)) => websocket::extra_info(rt, out),
+        Some(OpRuntime::Channels(rt)) => channels::extra_info(rt, out),
         _ => {}
     }
 }
@@ -504,6 +519,7 @@ pub fn messages_in(world: &World, id: NodeId) -> u64 {
 pub fn register_script_api(engine: &mut rhai::Engine) {
     webserver::register_script_api(engine);
     websocket::register_script_api(engine);
+    channels::register_script_api(engine);
 }
 
 fn kind_of(world: &World, id: NodeId) -> Option<OpKind> {

@@ -5,6 +5,7 @@ use super::{Input, ParDef, ParKind, common_pars};
 
 pub const PAGE: &str = "Web Server";
 pub const LIMITS_PAGE: &str = "Limits";
+pub const FILES_PAGE: &str = "Files";
 
 pub const PARAMS: &[ParDef] = &{
     let common = common_pars!();
@@ -81,6 +82,17 @@ pub const PARAMS: &[ParDef] = &{
             help: "Text DAT holding the callbacks (same as the wire into the callbacks input).",
         },
         ParDef {
+            token: "format",
+            label: "Message Format",
+            page: PAGE,
+            kind: ParKind::Menu {
+                default: "raw",
+                items: &[("raw", "Raw"), ("nanollm", "NanoLLM (32-byte header)")],
+            },
+            help: "NanoLLM: binary messages carry NanoLLM's header and reach onWebSocketReceiveFrame \
+                   decoded; webSocketSendFramed sends them.",
+        },
+        ParDef {
             token: "maxconnections",
             label: "Max Connections",
             page: LIMITS_PAGE,
@@ -133,7 +145,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 600_000,
             },
-            help: "A client must send its TLS handshake and request headers within this time.",
+            help: "A client must send its TLS handshake and request headers within this time, and may not pause longer while sending a body (408).",
         },
         ParDef {
             token: "pinginterval",
@@ -145,6 +157,34 @@ pub const PARAMS: &[ParDef] = &{
                 max: 3_600_000,
             },
             help: "Ping WebSocket clients this often and drop those that stop answering (0: never).",
+        },
+        ParDef {
+            token: "staticroot",
+            label: "Static Root Folder",
+            page: FILES_PAGE,
+            kind: ParKind::Folder,
+            help: "Files served for GET and HEAD when onHTTPRequest leaves the answer at its 404 default.",
+        },
+        ParDef {
+            token: "indexfile",
+            label: "Index File",
+            page: FILES_PAGE,
+            kind: ParKind::Str("index.html"),
+            help: "File served for a folder path such as /.",
+        },
+        ParDef {
+            token: "uploadfolder",
+            label: "Upload Folder",
+            page: FILES_PAGE,
+            kind: ParKind::Folder,
+            help: "POST or PUT bodies to the upload prefix are saved here (request.savedPath names the file).",
+        },
+        ParDef {
+            token: "uploadprefix",
+            label: "Upload Prefix",
+            page: FILES_PAGE,
+            kind: ParKind::Str("/uploads/"),
+            help: "Request paths under this prefix are uploads.",
         },
         common[0],
         common[1],
@@ -210,11 +250,12 @@ use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
 use subtle::ConstantTimeEq;
 
 use crate::engine::{CallOutcome, Engine, Level, OpRuntime, World};
+use crate::net::files::FileSettings;
 pub use crate::net::server::ClientInfo;
 use crate::net::server::{
     self, HttpRequest, HttpResponse, SendError, ServerEvent, ServerHandle, ServerLimits,
 };
-use crate::net::{WsMessage, tls};
+use crate::net::{WsMessage, nanollm, tls};
 use crate::project::NodeId;
 use crate::script::{OpHandle, to_cell, with_op};
 
@@ -233,6 +274,10 @@ pub struct Runtime {
     server: Option<ServerHandle>,
     spec: Option<ListenSpec>,
     limits: Arc<parking_lot::RwLock<ServerLimits>>,
+    files: Arc<parking_lot::RwLock<FileSettings>>,
+    /// Next NanoLLM msg_id per client: ids increase per connection.
+    framed_ids: std::collections::HashMap<String, u64>,
+    pub malformed_frames: u64,
     pub http_requests: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
@@ -276,6 +321,23 @@ fn limits_from(world: &World, id: NodeId) -> ServerLimits {
     }
 }
 
+fn files_from(world: &World, id: NodeId) -> FileSettings {
+    let folder = |token| {
+        let set = world.par_str(id, token).is_ok_and(|v| !v.trim().is_empty());
+        if set {
+            world.file_par(id, token).ok()
+        } else {
+            None
+        }
+    };
+    FileSettings {
+        static_root: folder("staticroot"),
+        index_file: world.par_str(id, "indexfile").unwrap_or_default(),
+        upload_dir: folder("uploadfolder"),
+        upload_prefix: world.par_str(id, "uploadprefix").unwrap_or_default(),
+    }
+}
+
 fn listen_spec(world: &World, id: NodeId) -> Result<ListenSpec, String> {
     let address = world.par_str(id, "localaddress")?;
     let ip: IpAddr = if address.trim().is_empty() {
@@ -307,6 +369,8 @@ pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
     let world = engine.world_mut();
     let limits = limits_from(world, id);
     *runtime(world, id).limits.write() = limits;
+    let files = files_from(world, id);
+    *runtime(world, id).files.write() = files;
     let wanted = if world.par_bool(id, "active") {
         match listen_spec(world, id) {
             Ok(spec) => Some(spec),
@@ -358,6 +422,7 @@ fn start(engine: &mut Engine, id: NodeId, spec: ListenSpec) {
         bind: spec.bind,
         tls,
         limits: rt.limits.clone(),
+        files: rt.files.clone(),
     };
     match server::start(config, net.events, &net.rt) {
         Ok(handle) => {
@@ -402,13 +467,20 @@ pub fn stop(engine: &mut Engine, id: NodeId) {
     }
 }
 
+/// A header name as it is usually written (`content-type` gives `Content-Type`), including the
+/// irregular ones scripts look for (`Sec-WebSocket-Protocol`, `ETag`, `WWW-Authenticate`).
 fn title_case(name: &str) -> String {
     name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
+        .map(|part| match part {
+            "websocket" => "WebSocket".to_string(),
+            "etag" => "ETag".to_string(),
+            "www" | "te" | "dnt" => part.to_ascii_uppercase(),
+            _ => {
+                let mut chars = part.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                    None => String::new(),
+                }
             }
         })
         .collect::<Vec<_>>()
@@ -424,8 +496,9 @@ fn body_value(body: &Bytes) -> Dynamic {
 }
 
 /// The `request` map of DESIGN §4: fields, then every header under its usual spelling
-/// (`Content-Type`) and in lower case (`content-type`).
-fn request_map(request: &HttpRequest) -> Map {
+/// (`Content-Type`) and in lower case (`content-type`). Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn request_map(request: &HttpRequest) -> Map {
     let mut map = Map::new();
     map.insert("method".into(), request.method.clone().into());
     map.insert("uri".into(), request.path.clone().into());
@@ -443,11 +516,20 @@ fn request_map(request: &HttpRequest) -> Map {
         request.server_addr.to_string().into(),
     );
     map.insert("data".into(), body_value(&request.body));
+    if let Some(saved) = &request.saved_path {
+        map.insert("savedPath".into(), saved.display().to_string().into());
+    }
     for (name, value) in &request.headers {
         for key in [title_case(name), name.clone()] {
             if matches!(
                 key.as_str(),
-                "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data"
+                "method"
+                    | "uri"
+                    | "pars"
+                    | "clientAddress"
+                    | "serverAddress"
+                    | "data"
+                    | "savedPath"
             ) {
                 continue;
             }
@@ -546,7 +628,13 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
                 response_map(404, "Not Found").into(),
             ];
             let response = match engine.call(id, "onHTTPRequest", args) {
-                CallOutcome::Missing => HttpResponse::status(http::StatusCode::NOT_FOUND),
+                // Left empty so the static root (if any) may still answer.
+                CallOutcome::Missing => HttpResponse {
+                    status: 404,
+                    reason: None,
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                },
                 CallOutcome::Done(value) => {
                     to_response(value, "onHTTPRequest").unwrap_or_else(|e| {
                         report(engine, id, e);
@@ -590,8 +678,22 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
             let rt = runtime(engine.world_mut(), id);
             rt.messages_in += 1;
             rt.bytes_in += message.len() as u64;
+            let framed = engine
+                .world()
+                .par_str(id, "format")
+                .is_ok_and(|f| f == "nanollm");
             let (callback, data) = match message {
                 WsMessage::Text(text) => ("onWebSocketReceiveText", Dynamic::from(text)),
+                WsMessage::Binary(b) if framed => match nanollm::decode(&b) {
+                    Ok(frame) => ("onWebSocketReceiveFrame", frame_map(&frame).into()),
+                    Err(e) => {
+                        runtime(engine.world_mut(), id).malformed_frames += 1;
+                        engine
+                            .world_mut()
+                            .report_warning(id, format!("{client}: {e}"));
+                        return;
+                    }
+                },
                 WsMessage::Binary(b) => {
                     ("onWebSocketReceiveBinary", Dynamic::from_blob(b.to_vec()))
                 }
@@ -617,6 +719,7 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEven
                     format!("{client} closed with {code}{detail}"),
                 );
             }
+            runtime(engine.world_mut(), id).framed_ids.remove(&client);
             engine.call(id, "onWebSocketClose", vec![dat(), client.into()]);
         }
         ServerEvent::Warning { text } => engine.world_mut().report_warning(id, text),
@@ -663,6 +766,35 @@ fn answer(
     }
 }
 
+/// A decoded NanoLLM frame as scripts see it.
+pub fn frame_map(frame: &nanollm::Frame) -> Map {
+    let mut map = Map::new();
+    map.insert("msg_id".into(), (frame.msg_id as i64).into());
+    map.insert("timestamp".into(), (frame.timestamp_ms as i64).into());
+    map.insert("type".into(), nanollm::type_name(frame.kind).into());
+    map.insert("type_id".into(), i64::from(frame.kind).into());
+    map.insert("size".into(), (frame.payload.len() as i64).into());
+    map.insert("metadata".into(), frame.metadata.clone().into());
+    map.insert("text".into(), nanollm::payload_text(frame).into());
+    map.insert("payload".into(), Dynamic::from_blob(frame.payload.to_vec()));
+    map
+}
+
+/// A script's (type, payload, metadata) as a frame's parts: a map payload goes as JSON.
+pub fn framed_parts(kind: &Dynamic, payload: &Dynamic) -> Result<(u16, Bytes), String> {
+    let kind = match kind.as_int() {
+        Ok(n) => u16::try_from(n).map_err(|_| format!("frame type {n} is out of range"))?,
+        Err(_) => nanollm::type_from_name(&to_cell(kind))
+            .ok_or_else(|| format!("unknown frame type \"{kind}\""))?,
+    };
+    let bytes = if payload.is_map() || payload.is_array() {
+        Bytes::from(serde_json::to_vec(payload).map_err(|e| e.to_string())?)
+    } else {
+        blob_of(payload)
+    };
+    Ok((kind, bytes))
+}
+
 pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
     let connections = runtime.server.as_ref().map_or(0, |s| s.connection_count());
     out.push((
@@ -675,6 +807,7 @@ pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
         runtime.local_addr().map_or(0.0, |a| f64::from(a.port())),
     ));
     out.push(("http_requests", runtime.http_requests as f64));
+    out.push(("malformed_frames", runtime.malformed_frames as f64));
     out.push(("messages_in", runtime.messages_in as f64));
     out.push(("bytes_in", runtime.bytes_in as f64));
     out.push(("messages_out", runtime.messages_out as f64));
@@ -811,6 +944,39 @@ pub fn register_script_api(engine: &mut rhai::Engine) {
             send(op, client, WsMessage::Pong(blob_of(&data)))
         },
     );
+    engine.register_fn(
+        "webSocketSendFramed",
+        |op: &mut OpHandle,
+         client: &str,
+         kind: Dynamic,
+         payload: Dynamic,
+         metadata: &str|
+         -> Result<bool, Box<rhai::EvalAltResult>> {
+            let (kind, bytes) = framed_parts(&kind, &payload)?;
+            let msg_id = with_op(op, |world, id| {
+                let ids = &mut runtime(world, id).framed_ids;
+                let next = ids.entry(client.to_string()).or_insert(0);
+                let msg_id = *next;
+                *next += 1;
+                Ok(msg_id)
+            })?;
+            let frame = nanollm::encode(
+                msg_id,
+                crate::engine::unix_time_ms() as u64,
+                kind,
+                metadata,
+                &bytes,
+            );
+            let sent = send(op, client, WsMessage::Binary(frame))?;
+            if !sent {
+                // Not a connected client: keep no counter for it.
+                with_op(op, |world, id| {
+                    Ok(runtime(world, id).framed_ids.remove(client))
+                })?;
+            }
+            Ok(sent)
+        },
+    );
     engine.register_fn("webSocketClose", |op: &mut OpHandle, client: &str| {
         with_op(op, |world, id| Ok(close_client(world, id, client).is_ok()))
     });
@@ -859,11 +1025,17 @@ mod tests {
             body: Bytes::from_static(b"\xff\x00"),
             client_addr: "127.0.0.1:5000".parse().unwrap(),
             server_addr: "127.0.0.1:80".parse().unwrap(),
+            saved_path: None,
         };
         let map = request_map(&request);
         assert_eq!(to_cell(&map["Content-Type"]), "text/plain");
         assert_eq!(to_cell(&map["content-type"]), "text/plain");
         assert_eq!(to_cell(&map["X-Tag"]), "a, b");
+        assert_eq!(
+            title_case("sec-websocket-protocol"),
+            "Sec-WebSocket-Protocol"
+        );
+        assert_eq!(title_case("www-authenticate"), "WWW-Authenticate");
         let pars = map["pars"].clone().cast::<Map>();
         assert_eq!(to_cell(&pars["y"]), "two words");
         assert!(map["data"].is_blob());

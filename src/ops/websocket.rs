@@ -171,6 +171,18 @@ pub const PARAMS: &[ParDef] = &{
             kind: ParKind::Toggle(false),
             help: "Add a column with each message's raw bytes (hex).",
         },
+        ParDef {
+            token: "format",
+            label: "Message Format",
+            page: RECEIVED_PAGE,
+            kind: ParKind::Menu {
+                default: "raw",
+                items: &[("raw", "Raw"), ("nanollm", "NanoLLM (32-byte header)")],
+            },
+            help: "NanoLLM: binary messages are NanoLLM frames, decoded into the table's columns \
+                   (msg_id, timestamp, type, size, metadata, payload) and onReceiveFrame; \
+                   sendFramed sends them.",
+        },
         common[0],
         common[1],
         common[2],
@@ -210,8 +222,8 @@ fn onMonitorMessage(dat, message) {
 use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
-use crate::net::WsMessage;
 use crate::net::client::{self, Backoff, ClientConfig, ClientEvent, ClientHandle, SendError};
+use crate::net::{WsMessage, nanollm};
 use crate::ops::fifo_table::FifoTable;
 use crate::project::{NodeId, ParValue};
 use crate::script::{OpHandle, to_cell, with_op};
@@ -257,6 +269,10 @@ pub struct Runtime {
     messages_out: u64,
     bytes_out: u64,
     reconnects: u64,
+    /// NanoLLM frames that were short, had a bad magic or a wrong size.
+    malformed_frames: u64,
+    /// The msg_id of the next framed message on this connection.
+    next_frame_id: u64,
     /// The last ping round trip; 0 until one is measured.
     ping_rtt_ms: f64,
 }
@@ -278,6 +294,8 @@ impl Default for Runtime {
             messages_out: 0,
             bytes_out: 0,
             reconnects: 0,
+            malformed_frames: 0,
+            next_frame_id: 0,
             ping_rtt_ms: 0.0,
         }
     }
@@ -502,6 +520,7 @@ pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
         .par_bool(id, "clamp")
         .then(|| usize::try_from(world.par_int(id, "maxlines").max(1)).unwrap_or(usize::MAX));
     let bytes_column = world.par_bool(id, "bytes");
+    let framed = world.par_str(id, "format").is_ok_and(|f| f == "nanollm");
     let active = world.par_bool(id, "active");
     let seen = headers_seen(world, id);
     let rt = runtime(engine, id);
@@ -509,6 +528,8 @@ pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
     let before = (rt.table.num_rows(), rt.table.bytes_column());
     rt.table.set_max_lines(max_lines);
     rt.table.set_bytes_column(bytes_column);
+    rt.table
+        .set_record_heading(if framed { FRAME_HEADING } else { &[] });
     if before != (rt.table.num_rows(), rt.table.bytes_column()) {
         engine.world_mut().state_mut(id).content_rev += 1;
     }
@@ -683,6 +704,7 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
         }
         ClientEvent::Connected { conn, protocol } => {
             let rt = runtime(engine, id);
+            rt.next_frame_id = 0;
             rt.link = Link::Connected;
             rt.conn = conn;
             rt.last_failure = None;
@@ -777,9 +799,40 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
     }
 }
 
+/// A binary message in NanoLLM mode: decoded into the table's columns and onReceiveFrame, or
+/// counted and reported when malformed.
+fn received_frame(engine: &mut Engine, id: NodeId, data: &[u8]) {
+    let rt = runtime(engine, id);
+    rt.messages_in += 1;
+    rt.bytes_in += data.len() as u64;
+    match nanollm::decode(data) {
+        Ok(frame) => {
+            let cells = [
+                frame.msg_id.to_string(),
+                frame.timestamp_ms.to_string(),
+                nanollm::type_name(frame.kind),
+                frame.payload.len().to_string(),
+                frame.metadata.clone(),
+                nanollm::payload_text(&frame),
+            ];
+            let row = runtime(engine, id).table.push_record(&cells);
+            engine.world_mut().state_mut(id).content_rev += 1;
+            let row = i64::try_from(row).unwrap_or(i64::MAX);
+            let map = super::webserver::frame_map(&frame);
+            engine.call(id, "onReceiveFrame", vec![dat(id), row.into(), map.into()]);
+        }
+        Err(error) => {
+            runtime(engine, id).malformed_frames += 1;
+            engine.world_mut().state_mut(id).warnings += 1;
+            monitor(engine, id, Level::Warn, error.to_string());
+        }
+    }
+}
+
 /// Messages from one event, in order: rows for text, counters, and the callbacks.
 fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
-    if engine.world().callbacks_node(id).is_none() {
+    let framed = is_framed(engine, id);
+    if engine.world().callbacks_node(id).is_none() && !framed {
         // No callbacks DAT: the whole batch goes into the table under one lookup.
         let rt = runtime(engine, id);
         for message in messages {
@@ -817,6 +870,7 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
                     vec![dat(id), row.into(), for_script.into()],
                 );
             }
+            WsMessage::Binary(data) if framed => received_frame(engine, id, &data),
             WsMessage::Binary(data) => {
                 let rt = runtime(engine, id);
                 rt.messages_in += 1;
@@ -861,6 +915,7 @@ pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
         ("bytes_out", runtime.bytes_out as f64),
         ("reconnects", runtime.reconnects as f64),
         ("ping_rtt_ms", runtime.ping_rtt_ms),
+        ("malformed_frames", runtime.malformed_frames as f64),
     ]);
 }
 
@@ -961,7 +1016,54 @@ fn send(
     })
 }
 
+/// Columns of the table in NanoLLM mode.
+const FRAME_HEADING: &[&str] = &["msg_id", "timestamp", "type", "size", "metadata", "payload"];
+
+fn is_framed(engine: &Engine, id: NodeId) -> bool {
+    engine
+        .world()
+        .par_str(id, "format")
+        .is_ok_and(|f| f == "nanollm")
+}
+
+/// `sendFramed(type, payload, metadata)`: a NanoLLM frame whose msg_id counts up per connection.
+fn send_framed(
+    op: &OpHandle,
+    kind: &Dynamic,
+    payload: &Dynamic,
+    metadata: &str,
+) -> Result<i64, Box<EvalAltResult>> {
+    let (kind, bytes) = super::webserver::framed_parts(kind, payload)?;
+    let msg_id = with_op(op, |world, id| match &world.state_mut(id).runtime {
+        OpRuntime::WebSocket(rt) => Ok(rt.next_frame_id),
+        _ => Err("sendFramed: not a WebSocket DAT".to_string()),
+    })?;
+    let frame = nanollm::encode(
+        msg_id,
+        crate::engine::unix_time_ms() as u64,
+        kind,
+        metadata,
+        &bytes,
+    );
+    let sent = send(op, "sendFramed", || Ok(WsMessage::Binary(frame)))?;
+    if sent >= 0 {
+        with_op(op, |world, id| {
+            if let OpRuntime::WebSocket(rt) = &mut world.state_mut(id).runtime {
+                rt.next_frame_id += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(sent)
+}
+
 pub fn register_script_api(engine: &mut rhai::Engine) {
+    engine.register_fn(
+        "sendFramed",
+        |op: &mut OpHandle, kind: Dynamic, payload: Dynamic, metadata: &str| {
+            send_framed(op, &kind, &payload, metadata)
+        },
+    );
     engine.register_fn("sendText", |op: &mut OpHandle, message: Dynamic| {
         send(op, "sendText", || Ok(WsMessage::Text(to_cell(&message))))
     });

@@ -98,9 +98,10 @@ pub fn check_value(def: &ParDef, value: &ParValue) -> Result<ParValue, String> {
                 ))
             }
         }
-        (ParKind::Str(_) | ParKind::File { .. } | ParKind::Password, ParValue::Str(_)) => {
-            Ok(value.clone())
-        }
+        (
+            ParKind::Str(_) | ParKind::File { .. } | ParKind::Folder | ParKind::Password,
+            ParValue::Str(_),
+        ) => Ok(value.clone()),
         (ParKind::Pulse | ParKind::Op(_), _) => Err(format!(
             "parameter `{}` is not stored in the file ({})",
             def.token,

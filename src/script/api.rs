@@ -140,9 +140,11 @@ fn read_par(world: &World, id: NodeId, token: &str) -> Result<Dynamic, String> {
             .map(|n| world.node_name(n).to_string())
             .unwrap_or_default()
             .into(),
-        ParKind::Str(_) | ParKind::File { .. } | ParKind::Password | ParKind::Menu { .. } => {
-            world.par_str(id, token)?.into()
-        }
+        ParKind::Str(_)
+        | ParKind::File { .. }
+        | ParKind::Folder
+        | ParKind::Password
+        | ParKind::Menu { .. } => world.par_str(id, token)?.into(),
         _ => par_value_to_dynamic(
             world
                 .par(id, token)
@@ -489,4 +491,17 @@ fn register_helpers(engine: &mut rhai::Engine) {
             .map_err(|e| format!("base64_decode: {e}").into())
     });
     engine.register_fn("time_ms", crate::engine::unix_time_ms);
+    // Unguessable tokens (session ids, API tokens): the system's secure random source.
+    engine.register_fn("random_hex", |bytes: rhai::INT| -> RhaiResult<String> {
+        use ring::rand::SecureRandom;
+        let len = usize::try_from(bytes)
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or("random_hex takes 1..1024 bytes")?;
+        let mut buffer = vec![0u8; len];
+        ring::rand::SystemRandom::new()
+            .fill(&mut buffer)
+            .map_err(|_| "no secure random source")?;
+        Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+    });
 }

@@ -136,21 +136,23 @@ impl ScriptHost {
     ) -> Result<Dynamic, CallError> {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         context::with_world_lent(world, owner, || {
-            self.engine
-                .call_fn_with_options::<Dynamic>(
-                    options,
-                    &mut Scope::new(),
-                    &compiled.ast,
-                    func,
-                    args,
-                )
-                .map_err(|e| {
-                    let mut error = describe(&e);
-                    if error.line.is_none() {
-                        error.line = runaway_line(&compiled.source, func);
-                    }
-                    error
-                })
+            contain_panics(|| {
+                self.engine
+                    .call_fn_with_options::<Dynamic>(
+                        options,
+                        &mut Scope::new(),
+                        &compiled.ast,
+                        func,
+                        args,
+                    )
+                    .map_err(|e| {
+                        let mut error = describe(&e);
+                        if error.line.is_none() {
+                            error.line = runaway_line(&compiled.source, func);
+                        }
+                        error
+                    })
+            })
         })
     }
 
@@ -162,11 +164,29 @@ impl ScriptHost {
         script: &str,
     ) -> Result<Dynamic, CallError> {
         context::with_world_lent(world, owner, || {
-            self.engine
-                .eval::<Dynamic>(script)
-                .map_err(|e| describe(&e))
+            contain_panics(|| {
+                self.engine
+                    .eval::<Dynamic>(script)
+                    .map_err(|e| describe(&e))
+            })
         })
     }
+}
+
+/// A panic inside Rhai or a registered function ends that one call as an error, instead of
+/// unwinding through the cook thread and leaving every server without answers.
+fn contain_panics<R>(call: impl FnOnce() -> Result<R, CallError>) -> Result<R, CallError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(CallError {
+            message: format!("stopped: the script host panicked ({what})"),
+            line: None,
+        })
+    })
 }
 
 /// Rhai gives no position when the operations limit stops a script; point at the first loop in
@@ -216,5 +236,40 @@ fn describe(error: &EvalAltResult) -> CallError {
     CallError {
         message,
         line: error.position().line(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_call_is_an_error_and_the_world_comes_back() {
+        let mut host = ScriptHost::new(&ScriptLimits::default());
+        host.engine.register_fn("boom", || -> rhai::INT {
+            panic!("boom from a registered function")
+        });
+        let mut world = World::default();
+        world.project.settings.cook_rate_hz = 12.5;
+        let compiled = host.compile(NodeId(7), "fn explode() { boom() }").unwrap();
+        let error = host
+            .call(&mut world, NodeId(7), &compiled, "explode", Vec::new())
+            .unwrap_err();
+        assert!(
+            error.message.contains("panicked") && error.message.contains("boom from"),
+            "{error:?}"
+        );
+        assert_eq!(
+            world.project.settings.cook_rate_hz, 12.5,
+            "the world was lost"
+        );
+        // The host goes on serving calls.
+        let compiled = host.compile(NodeId(8), "fn fine() { 41 + 1 }").unwrap();
+        let value = host
+            .call(&mut world, NodeId(8), &compiled, "fine", Vec::new())
+            .unwrap();
+        assert_eq!(value.as_int(), Ok(42));
+        assert!(host.eval(&mut world, NodeId(8), "boom()").is_err());
+        assert_eq!(world.project.settings.cook_rate_hz, 12.5);
     }
 }

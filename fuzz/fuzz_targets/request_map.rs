@@ -1,0 +1,60 @@
+//! An HTTP request, as the listener hands it over, turned into the script's `request` map: it
+//! must never panic, and no header may overwrite the fields the callbacks rely on.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+use datpatch::net::server::HttpRequest;
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    client: ([u8; 4], u16),
+    server: ([u8; 4], u16),
+}
+
+fuzz_target!(|input: Input| {
+    let addr = |(ip, port): ([u8; 4], u16)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port);
+    let request = HttpRequest {
+        method: input.method,
+        path: input.path,
+        query: input.query,
+        headers: input.headers,
+        body: Bytes::from(input.body),
+        client_addr: addr(input.client),
+        server_addr: addr(input.server),
+    };
+    let map = datpatch::ops::webserver::request_map(&request);
+    let text = |key: &str| map.get(key).map(|v| v.to_string());
+    assert_eq!(text("method").as_deref(), Some(request.method.as_str()));
+    assert_eq!(text("uri").as_deref(), Some(request.path.as_str()));
+    assert_eq!(
+        text("clientAddress"),
+        Some(request.client_addr.to_string())
+    );
+    assert_eq!(
+        text("serverAddress"),
+        Some(request.server_addr.to_string())
+    );
+    assert!(map.get("pars").is_some_and(|p| p.is_map()));
+    match std::str::from_utf8(&request.body) {
+        Ok(body) => assert_eq!(text("data").as_deref(), Some(body)),
+        Err(_) => assert!(map.get("data").is_some_and(|d| d.is_blob())),
+    }
+    // Every header is there under its own name.
+    for (name, _) in &request.headers {
+        if !matches!(
+            name.as_str(),
+            "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data"
+        ) {
+            assert!(map.contains_key(name.as_str()), "header {name:?} is missing");
+        }
+    }
+});

@@ -1,0 +1,364 @@
+//! Static files and uploads for the Web Server DAT: serving a folder (content types, ETag/304,
+//! single ranges/206) without ever leaving it, and saving request bodies atomically.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+
+use super::server::HttpResponse;
+
+/// Files larger than this are not read into memory whole; ask for them in ranges.
+pub const MAX_STATIC_FILE_BYTES: u64 = 256 << 20;
+
+/// Where static files and uploads live; changed live like the limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileSettings {
+    pub static_root: Option<PathBuf>,
+    pub index_file: String,
+    pub upload_dir: Option<PathBuf>,
+    /// Paths starting with this are uploads (e.g. `/uploads/`).
+    pub upload_prefix: String,
+}
+
+/// The request path's segments, percent-decoded; `None` if any would leave the folder
+/// (`..`, an absolute or drive path, a backslash, a NUL).
+pub fn safe_relative_path(request_path: &str) -> Option<PathBuf> {
+    let decoded = percent_encoding::percent_decode_str(request_path)
+        .decode_utf8()
+        .ok()?;
+    if decoded.contains('\0') || decoded.contains('\\') {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => continue,
+            ".." => return None,
+            s => {
+                // A segment must be one plain name (no `C:` prefixes, no root).
+                let mut components = Path::new(s).components();
+                match (components.next(), components.next()) {
+                    (Some(Component::Normal(name)), None) => out.push(name),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+pub fn content_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "log" | "md" | "csv" | "tsv" | "ron" | "rhai" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+fn response(status: StatusCode, headers: Vec<(String, String)>, body: Bytes) -> HttpResponse {
+    HttpResponse {
+        status: status.as_u16(),
+        reason: None,
+        headers,
+        body,
+    }
+}
+
+/// Parses a single `bytes=` range against a file of `len` bytes. `Ok(None)`: no usable Range
+/// header (serve the whole file); `Err(())`: unsatisfiable (416).
+fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // Several ranges: answering with the whole file is allowed.
+    }
+    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| ())?;
+            if n == 0 || len == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().map_err(|_| ())?, e.parse().map_err(|_| ())?);
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Serves `request_path` from `root` for GET and HEAD; `None` when there is no such file, so the
+/// caller keeps its own answer (the callback's 404).
+pub async fn serve_static(
+    root: &Path,
+    index_file: &str,
+    method: &Method,
+    request_path: &str,
+    headers: &HeaderMap,
+) -> Option<HttpResponse> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let relative = safe_relative_path(request_path)?;
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let mut path = root.join(relative);
+    if tokio::fs::metadata(&path).await.ok()?.is_dir() {
+        path.push(index_file);
+    }
+    // Resolving symlinks must not lead outside the root.
+    let path = tokio::fs::canonicalize(&path).await.ok()?;
+    if !path.starts_with(&root) {
+        return None;
+    }
+    let meta = tokio::fs::metadata(&path).await.ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let len = meta.len();
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{len:x}-{modified_ns:x}\"");
+    let mut out_headers = vec![
+        ("Content-Type".to_string(), content_type(&path).to_string()),
+        ("ETag".to_string(), etag.clone()),
+        ("Accept-Ranges".to_string(), "bytes".to_string()),
+    ];
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return Some(response(
+            StatusCode::NOT_MODIFIED,
+            out_headers,
+            Bytes::new(),
+        ));
+    }
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) => match parse_range(value, len) {
+            Ok(range) => range,
+            Err(()) => {
+                out_headers.push(("Content-Range".into(), format!("bytes */{len}")));
+                return Some(response(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    out_headers,
+                    Bytes::new(),
+                ));
+            }
+        },
+        None => None,
+    };
+    let (status, start, count) = match range {
+        Some((start, end)) => {
+            out_headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{len}")));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        None => (StatusCode::OK, 0, len),
+    };
+    if count > MAX_STATIC_FILE_BYTES {
+        return Some(HttpResponse::status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    if method == Method::HEAD {
+        out_headers.push(("Content-Length".into(), count.to_string()));
+        return Some(response(status, out_headers, Bytes::new()));
+    }
+    let body = read_span(&path, start, count).await.ok()?;
+    Some(response(status, out_headers, body))
+}
+
+async fn read_span(path: &Path, start: u64, count: u64) -> std::io::Result<Bytes> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut buffer = Vec::with_capacity(count as usize);
+    file.take(count).read_to_end(&mut buffer).await?;
+    Ok(Bytes::from(buffer))
+}
+
+/// A file name safe to create: the last path segment, with anything but letters, digits, `.`,
+/// `_` and `-` replaced, no leading dots; a timestamped name if nothing is left.
+pub fn sanitize_upload_name(request_rest: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(request_rest).decode_utf8_lossy();
+    let last = decoded.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        let ms = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("upload-{ms}")
+    } else {
+        cleaned
+    }
+}
+
+/// Why an upload was not saved.
+#[derive(Debug)]
+pub enum UploadError {
+    TooLarge,
+    /// The body ended early (client gone) or could not be read.
+    Interrupted,
+    /// The client sent nothing for longer than the idle limit.
+    Stalled,
+    Io(String),
+}
+
+/// Streams `body` into a temporary file in `dir`, then renames it to `name` (adding `-1`, `-2`
+/// if taken). Nothing is left behind when the body is too large, ends early or stalls for `idle`.
+pub async fn save_upload<B>(
+    dir: &Path,
+    name: &str,
+    mut body: B,
+    max_bytes: u64,
+    idle: std::time::Duration,
+) -> Result<PathBuf, UploadError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| UploadError::Io(e.to_string()))?;
+    let temp = dir.join(format!(".{name}.{:x}.part", fastrand::u64(..)));
+    let result = async {
+        let mut file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| UploadError::Io(e.to_string()))?;
+        let mut written = 0u64;
+        while let Some(frame) = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| UploadError::Stalled)?
+        {
+            let frame = frame.map_err(|_| UploadError::Interrupted)?;
+            if let Some(data) = frame.data_ref() {
+                written += data.len() as u64;
+                if written > max_bytes {
+                    return Err(UploadError::TooLarge);
+                }
+                file.write_all(data)
+                    .await
+                    .map_err(|e| UploadError::Io(e.to_string()))?;
+            }
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| UploadError::Io(e.to_string()))?;
+        drop(file);
+        let (stem, ext) = match name.rsplit_once('.') {
+            Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
+            _ => (name.to_string(), String::new()),
+        };
+        for attempt in 0..1000 {
+            let candidate = if attempt == 0 {
+                dir.join(name)
+            } else {
+                dir.join(format!("{stem}-{attempt}{ext}"))
+            };
+            if tokio::fs::symlink_metadata(&candidate).await.is_err() {
+                tokio::fs::rename(&temp, &candidate)
+                    .await
+                    .map_err(|e| UploadError::Io(e.to_string()))?;
+                return Ok(candidate);
+            }
+        }
+        Err(UploadError::Io("too many files of that name".into()))
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_never_leave_the_root() {
+        assert_eq!(
+            safe_relative_path("/a/b.txt"),
+            Some(PathBuf::from("a/b.txt"))
+        );
+        assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
+        assert_eq!(safe_relative_path("/./a//b"), Some(PathBuf::from("a/b")));
+        for bad in [
+            "/../etc/passwd",
+            "/a/%2e%2e/%2e%2e/x",
+            "/a/..%2fb",
+            "/%2e%2e",
+            "/a\\..\\b",
+            "/x%00.txt",
+            "/%ff",
+        ] {
+            assert_eq!(safe_relative_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-3", 10), Ok(Some((0, 3))));
+        assert_eq!(parse_range("bytes=5-", 10), Ok(Some((5, 9))));
+        assert_eq!(parse_range("bytes=-4", 10), Ok(Some((6, 9))));
+        assert_eq!(parse_range("bytes=8-100", 10), Ok(Some((8, 9))));
+        assert_eq!(parse_range("bytes=10-12", 10), Err(()));
+        assert_eq!(parse_range("bytes=4-2", 10), Err(()));
+        assert_eq!(parse_range("bytes=0-1,4-5", 10), Ok(None));
+        assert_eq!(parse_range("items=0-1", 10), Ok(None));
+    }
+
+    #[test]
+    fn upload_names_are_plain() {
+        assert_eq!(sanitize_upload_name("photo.png"), "photo.png");
+        assert_eq!(sanitize_upload_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_upload_name("..%2f..%2fx y.txt"), "x_y.txt");
+        assert_eq!(sanitize_upload_name(".hidden"), "hidden");
+        assert!(sanitize_upload_name("").starts_with("upload-"));
+    }
+}
