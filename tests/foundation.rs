@@ -585,3 +585,79 @@ fn headless_run_exits_0_within_2s_of_sigterm() {
         "onExit did not run:\n{seen}"
     );
 }
+
+#[test]
+fn channels_chop_reads_json_rows_from_a_table() {
+    let text = r#"(
+    nodes: [
+        (id: 1, name: "feed", kind: Table, table: [("message", "source")]),
+        (id: 2, name: "channels1", kind: Channels, params: {"pointer": "/d", "key": "source", "history": 3, "maxchannels": 4}),
+        (id: 3, name: "reader", kind: Execute, params: {"frameend": true}, text: "fn onFrameEnd(frame) { let o = op(\"out\"); o.clear(); o.appendRow([op(\"channels1\").chan(\"s1:temp\"), op(\"channels1\").chanHistory(\"s1:temp\").len(), op(\"channels1\").numChans]); }"),
+        (id: 4, name: "out", kind: Table),
+    ],
+    wires: [(from: 1, to: 2, input: Source)],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    let feed = id_of(&engine, "feed");
+    let channels = id_of(&engine, "channels1");
+    let push = |engine: &mut Engine, message: &str, source: &str| {
+        let rows = rows(engine, "feed").len();
+        engine
+            .apply(Command::SetCell {
+                id: feed,
+                row: rows,
+                col: 0,
+                value: message.into(),
+            })
+            .unwrap();
+        engine
+            .apply(Command::SetCell {
+                id: feed,
+                row: rows,
+                col: 1,
+                value: source.into(),
+            })
+            .unwrap();
+    };
+    push(
+        &mut engine,
+        r#"{"d": {"temp": 20.5, "ok": true, "label": "x", "pos": {"x": 1}}}"#,
+        "s1",
+    );
+    engine.cook_frame();
+    let output = engine.world().dat(channels).unwrap().text();
+    assert!(output.starts_with("name\tvalue\tupdated\n"), "{output}");
+    let table_names: Vec<String> = (1..engine.world().dat(channels).unwrap().num_rows())
+        .map(|r| engine.world().dat(channels).unwrap().cell(r, 0).unwrap())
+        .collect();
+    // Fields of one message appear in key order; later fields after earlier ones.
+    assert_eq!(table_names, ["s1:ok", "s1:pos/x", "s1:temp"]);
+    for t in [21.0, 22.0, 23.5] {
+        push(&mut engine, &format!(r#"{{"d": {{"temp": {t}}}}}"#), "s1");
+    }
+    push(&mut engine, "not json", "s1");
+    push(&mut engine, r#"{"d": {"new1": 1, "new2": 2}}"#, "s2");
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "out")[0], ["23.5", "3", "4"]);
+    assert_eq!(
+        info::channel(engine.world(), channels, "num_channels"),
+        Some(4.0)
+    );
+    assert_eq!(
+        info::channel(engine.world(), channels, "warnings"),
+        Some(1.0),
+        "{}",
+        console_text(&engine)
+    );
+    engine
+        .apply(Command::Pulse {
+            id: channels,
+            token: "reset".into(),
+        })
+        .unwrap();
+    engine.cook_frame();
+    assert_eq!(
+        info::channel(engine.world(), channels, "num_channels"),
+        Some(0.0)
+    );
+}

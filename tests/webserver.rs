@@ -1042,3 +1042,77 @@ fn uploads_are_saved_whole_or_not_at_all() {
         "bodies of uploads are not held in memory"
     );
 }
+
+#[test]
+fn nanollm_frames_are_decoded_answered_and_malformed_ones_counted() {
+    use datpatch::net::nanollm;
+    let callbacks = r#"
+fn onWebSocketReceiveFrame(dat, client, frame) {
+    let e = op("events");
+    e.appendRow(["frame", frame.msg_id, frame.type, frame.size, frame.metadata, frame.text]);
+    dat.webSocketSendFramed(client, "json", #{ echo: frame.text, type: frame.type }, "reply");
+}
+"#;
+    let server = Server::start_with("\"format\": \"nanollm\"", callbacks);
+    let rt = rt();
+    let replies = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+            .await
+            .unwrap();
+        ws.send(Message::binary(nanollm::encode(
+            10,
+            1_700_000_000_000,
+            1,
+            "txt",
+            b"hello",
+        )))
+        .await
+        .unwrap();
+        ws.send(Message::binary(vec![0u8; 12])).await.unwrap();
+        let mut bad_magic = nanollm::encode(11, 1, 1, "", b"x").to_vec();
+        bad_magic[16] = 9;
+        ws.send(Message::binary(bad_magic)).await.unwrap();
+        let mut mismatch = nanollm::encode(12, 1, 2, "", b"abcd").to_vec();
+        mismatch.pop();
+        ws.send(Message::binary(mismatch)).await.unwrap();
+        ws.send(Message::binary(nanollm::encode(
+            13,
+            1,
+            5,
+            "png",
+            &[1, 2, 3],
+        )))
+        .await
+        .unwrap();
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
+                replies.push(nanollm::decode(&b).unwrap());
+            }
+        }
+        replies
+    });
+    assert_eq!(
+        replies.iter().map(|f| f.msg_id).collect::<Vec<_>>(),
+        [0, 1],
+        "msg_id counts up per connection"
+    );
+    assert!(replies.iter().all(|f| f.kind == 0 && f.metadata == "reply"));
+    let first: serde_json::Value = serde_json::from_slice(&replies[0].payload).unwrap();
+    assert_eq!(first, serde_json::json!({"echo": "hello", "type": "text"}));
+    let frames: Vec<Vec<String>> = server
+        .events()
+        .into_iter()
+        .filter(|r| r[0] == "frame")
+        .collect();
+    assert_eq!(frames[0], ["frame", "10", "text", "5", "txt", "hello"]);
+    assert_eq!(frames[1], ["frame", "13", "image", "3", "png", "01 02 03"]);
+    assert_eq!(server.channel("malformed_frames"), 3.0);
+    let console = server.console();
+    assert!(
+        console.contains("short NanoLLM frame")
+            && console.contains("magic")
+            && console.contains("size mismatch"),
+        "{console}"
+    );
+}

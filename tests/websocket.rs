@@ -196,6 +196,8 @@ enum Act {
     Send(Message),
     /// Send `count` short numbered text messages as fast as possible.
     Flood(usize),
+    /// Send `count` binary messages of `bytes` each as fast as possible.
+    FloodBinary(usize, usize),
     /// Stop reading and writing (a hung server) until the client gives up.
     Freeze,
 }
@@ -206,6 +208,8 @@ struct Server {
     seen: std_mpsc::Receiver<Seen>,
     history: Vec<Seen>,
     accepts: Arc<AtomicUsize>,
+    /// Flood messages handed to the connection so far.
+    sent: Arc<AtomicUsize>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -232,6 +236,8 @@ impl Server {
         let (seen_tx, seen) = std_mpsc::channel();
         let accepts = Arc::new(AtomicUsize::new(0));
         let counter = accepts.clone();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let sent_counter = sent.clone();
         rt.spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -239,14 +245,14 @@ impl Server {
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let (acts, seen) = (acts_rx.clone(), seen_tx.clone());
-                let tls = tls.clone();
+                let (tls, sent) = (tls.clone(), sent_counter.clone());
                 tokio::spawn(async move {
                     match tls {
-                        None => connection(tcp, acts, seen).await,
+                        None => connection(tcp, acts, seen, sent).await,
                         Some(config) => {
                             let acceptor = tokio_rustls::TlsAcceptor::from(config);
                             if let Ok(stream) = acceptor.accept(tcp).await {
-                                connection(stream, acts, seen).await;
+                                connection(stream, acts, seen, sent).await;
                             }
                         }
                     }
@@ -259,6 +265,7 @@ impl Server {
             seen,
             history: Vec::new(),
             accepts,
+            sent,
             rt: Some(rt),
         }
     }
@@ -344,6 +351,7 @@ async fn connection<S>(
     stream: S,
     acts: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Act>>>,
     seen: std_mpsc::Sender<Seen>,
+    sent: Arc<AtomicUsize>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -386,6 +394,16 @@ async fn connection<S>(
                         if ws.feed(Message::text(i.to_string())).await.is_err() {
                             break;
                         }
+                    }
+                    let _ = ws.flush().await;
+                }
+                Some(Act::FloodBinary(count, bytes)) => {
+                    let payload = Bytes::from(vec![7u8; bytes]);
+                    for _ in 0..count {
+                        if ws.feed(Message::Binary(payload.clone())).await.is_err() {
+                            break;
+                        }
+                        sent.fetch_add(1, Ordering::SeqCst);
                     }
                     let _ = ws.flush().await;
                 }
@@ -1013,6 +1031,45 @@ fn a_flood_of_a_million_messages_leaves_maxlines_rows() {
         assert_eq!(row[0], (COUNT - 100 + i).to_string());
     }
     assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
+}
+
+#[test]
+fn received_data_waiting_for_a_busy_engine_is_bounded_in_bytes() {
+    const MIB: usize = 1 << 20;
+    const COUNT: usize = 200;
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(project(server.port, &[], ""), dir.path());
+    wait_until("connected", LONG, || badge(&runner) == Badge::Connected);
+    let stalled_at = {
+        // While the test holds the engine, the cook thread cannot take any event.
+        let _busy = runner.engine.lock();
+        server.act(Act::FloodBinary(COUNT, MIB));
+        let deadline = Instant::now() + LONG;
+        let mut last = usize::MAX;
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = server.sent.load(Ordering::SeqCst);
+            if now == last {
+                break now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never stalled ({now} sent)"
+            );
+            last = now;
+        }
+    };
+    // The client's ingest budget (4 MiB), the socket buffers and one message in progress hold
+    // the rest: nowhere near the 200 MiB sent (the event queue alone would take them all).
+    assert!(
+        stalled_at < 40,
+        "{stalled_at} MiB left the server while the engine was busy"
+    );
+    wait_until("every message", LONG, || {
+        channel(&runner, "messages_in") == COUNT as f64
+    });
+    assert_eq!(channel(&runner, "bytes_in"), (COUNT * MIB) as f64);
 }
 
 fn fifo_rows(runner: &Runner) -> usize {

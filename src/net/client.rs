@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -38,6 +38,30 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Outgoing messages written with one flush, so a burst from a script costs one syscall.
 const WRITE_BATCH: usize = 64;
 
+/// Received messages sent to the engine in one event at most. Batching what is already readable
+/// saves the cook thread a wake-up per message under a flood; small batches keep each event
+/// short, so the engine lock is never held long for one client.
+pub const BATCH_MESSAGES: usize = 16;
+pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// Received bytes that may wait for the engine per client (see [`ingest_cost`]). Beyond it the
+/// reader waits and TCP pushes back on the server, so memory stays flat under any flood whatever
+/// the message size (the event queue alone bounds only the number of events).
+pub const INGEST_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one received message costs against the budget beside its payload: its allocation and
+/// bookkeeping, so that a flood of tiny messages is bounded too.
+const PER_MESSAGE_COST: usize = 64;
+
+/// The share of [`INGEST_BUDGET_BYTES`] a batch holds until the engine has taken it.
+pub fn ingest_cost(messages: &[WsMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| m.len() + PER_MESSAGE_COST)
+        .sum::<usize>()
+        .min(INGEST_BUDGET_BYTES)
+}
+
 /// Payload of the pings the task sends on its own, so scripts can tell their pongs apart.
 pub const KEEPALIVE_PAYLOAD: &[u8] = b"keepalive";
 
@@ -45,10 +69,7 @@ pub const KEEPALIVE_PAYLOAD: &[u8] = b"keepalive";
 #[derive(Debug)]
 pub enum ClientEvent {
     /// An attempt to connect starts; `attempt` counts from 1 since the last success.
-    Connecting {
-        url: String,
-        attempt: u32,
-    },
+    Connecting { url: String, attempt: u32 },
     /// The handshake succeeded. `conn` numbers connections within this run; outgoing messages
     /// carry it so that none sent for one connection goes out on a later one.
     Connected {
@@ -56,25 +77,18 @@ pub enum ClientEvent {
         /// The subprotocol the server chose, if any.
         protocol: Option<String>,
     },
-    Message(WsMessage),
+    /// Messages in arrival order: one, or as many as were readable at once (at most
+    /// [`BATCH_MESSAGES`] and about [`BATCH_BYTES`]). The engine gives their [`ingest_cost`]
+    /// back with [`ClientHandle::ingested`].
+    Received(Vec<WsMessage>),
     /// A pong answered our last ping after `rtt_ms`; sent just before the pong itself.
-    RoundTrip {
-        rtt_ms: f64,
-    },
+    RoundTrip { rtt_ms: f64 },
     /// The server closed the connection with a close frame.
-    Closed {
-        code: Option<u16>,
-        reason: String,
-    },
+    Closed { code: Option<u16>, reason: String },
     /// Connecting failed, or an open connection broke (I/O error, no pong, stalled writes).
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
     /// The next attempt starts in `delay_ms`; `attempt` is the number of retries so far.
-    Retrying {
-        delay_ms: u64,
-        attempt: u32,
-    },
+    Retrying { delay_ms: u64, attempt: u32 },
     /// Reconnect is off and the connection ended: the task has finished.
     Stopped,
 }
@@ -186,7 +200,7 @@ pub fn tls_config(
     verify_cert: bool,
     ca_pem: Option<&[u8]>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = super::tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
@@ -296,9 +310,16 @@ pub struct ClientHandle {
     outgoing: mpsc::Sender<Outgoing>,
     /// Payload bytes queued and not yet taken by the task (see [`OUTGOING_QUEUE_BYTES`]).
     queued_bytes: Arc<AtomicUsize>,
+    /// Permits are bytes of [`INGEST_BUDGET_BYTES`] not held by received messages.
+    ingest: Arc<Semaphore>,
 }
 
 impl ClientHandle {
+    /// The engine has handled received messages of this [`ingest_cost`]: the reader may go on.
+    pub fn ingested(&self, cost: usize) {
+        self.ingest.add_permits(cost);
+    }
+
     /// Queues `message` for connection `conn` without waiting.
     pub fn try_send(&self, conn: u64, message: WsMessage) -> Result<(), SendError> {
         let len = message.len();
@@ -331,6 +352,7 @@ pub fn spawn(
 ) -> ClientHandle {
     let (outgoing, commands) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let ingest = Arc::new(Semaphore::new(INGEST_BUDGET_BYTES));
     let task = Task {
         node,
         run,
@@ -338,11 +360,13 @@ pub fn spawn(
         events,
         commands,
         queued_bytes: queued_bytes.clone(),
+        ingest: ingest.clone(),
     };
     rt.spawn(task.run());
     ClientHandle {
         outgoing,
         queued_bytes,
+        ingest,
     }
 }
 
@@ -364,6 +388,7 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     commands: mpsc::Receiver<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
+    ingest: Arc<Semaphore>,
 }
 
 impl Task {
@@ -523,49 +548,67 @@ impl Task {
                         Err(error) => return Ok(End::Failed(error)),
                     }
                 }
-                incoming = ws.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        self.emit(ClientEvent::Message(WsMessage::Text(text.as_str().to_owned())))
-                            .await?;
-                    }
-                    Some(Ok(Message::Binary(data))) => {
-                        self.emit(ClientEvent::Message(WsMessage::Binary(data))).await?;
-                    }
-                    Some(Ok(Message::Ping(data))) => {
-                        // tungstenite queues the pong itself and flushes it on the next read.
-                        self.emit(ClientEvent::Message(WsMessage::Ping(data))).await?;
-                    }
-                    Some(Ok(Message::Pong(data))) => {
-                        pong_deadline = None;
-                        if let Some(sent) = last_ping_sent.take() {
-                            let rtt_ms = sent.elapsed().as_secs_f64() * 1000.0;
-                            self.emit(ClientEvent::RoundTrip { rtt_ms }).await?;
+                incoming = ws.next() => {
+                    // Whatever else is already readable goes out in the same event, so a flood
+                    // costs the engine one wake-up per batch rather than per message.
+                    let mut batch = Vec::new();
+                    let mut batch_bytes = 0;
+                    let mut next = incoming;
+                    let end = loop {
+                        let message = match next {
+                            Some(Ok(Message::Text(text))) => WsMessage::Text(text.as_str().to_owned()),
+                            Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
+                            // tungstenite queues the pong itself and flushes it on the next read.
+                            Some(Ok(Message::Ping(data))) => WsMessage::Ping(data),
+                            Some(Ok(Message::Pong(data))) => {
+                                pong_deadline = None;
+                                if let Some(sent) = last_ping_sent.take() {
+                                    let rtt_ms = sent.elapsed().as_secs_f64() * 1000.0;
+                                    self.emit_batch(&mut batch).await?;
+                                    self.emit(ClientEvent::RoundTrip { rtt_ms }).await?;
+                                }
+                                WsMessage::Pong(data)
+                            }
+                            Some(Ok(Message::Close(frame))) => {
+                                // tungstenite answers the close; the stream ends once the server
+                                // hangs up.
+                                closing = Some(match frame {
+                                    Some(frame) => (Some(u16::from(frame.code)), frame.reason.as_str().to_owned()),
+                                    None => (None, String::new()),
+                                });
+                                break None;
+                            }
+                            Some(Ok(Message::Frame(_))) => break None,
+                            None
+                            | Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+                                break Some(match closing.take() {
+                                    Some((code, reason)) => End::Closed { code, reason },
+                                    None => End::Failed("the server dropped the connection without a close frame".into()),
+                                });
+                            }
+                            Some(Err(error)) => {
+                                // A reset right after the server's close frame is still a close.
+                                break Some(match closing.take() {
+                                    Some((code, reason)) => End::Closed { code, reason },
+                                    None => End::Failed(describe(&error)),
+                                });
+                            }
+                        };
+                        batch_bytes += message.len();
+                        batch.push(message);
+                        if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
+                            break None;
                         }
-                        self.emit(ClientEvent::Message(WsMessage::Pong(data))).await?;
+                        match ws.next().now_or_never() {
+                            Some(item) => next = item,
+                            None => break None,
+                        }
+                    };
+                    self.emit_batch(&mut batch).await?;
+                    if let Some(end) = end {
+                        return Ok(end);
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        // tungstenite answers the close; the stream ends once the server hangs up.
-                        closing = Some(match frame {
-                            Some(frame) => (Some(u16::from(frame.code)), frame.reason.as_str().to_owned()),
-                            None => (None, String::new()),
-                        });
-                    }
-                    Some(Ok(Message::Frame(_))) => {}
-                    None
-                    | Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
-                        return Ok(match closing {
-                            Some((code, reason)) => End::Closed { code, reason },
-                            None => End::Failed("the server dropped the connection without a close frame".into()),
-                        });
-                    }
-                    Some(Err(error)) => {
-                        // A reset right after the server's close frame is still a close.
-                        return Ok(match closing {
-                            Some((code, reason)) => End::Closed { code, reason },
-                            None => End::Failed(describe(&error)),
-                        });
-                    }
-                },
+                }
                 _ = sleep_until_opt(next_ping) => {
                     let now = Instant::now();
                     next_ping = ping_every.map(|every| now + every);
@@ -586,6 +629,21 @@ impl Task {
                 }
             }
         }
+    }
+
+    async fn emit_batch(&self, batch: &mut Vec<WsMessage>) -> Result<(), Gone> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let cost = u32::try_from(ingest_cost(batch)).unwrap_or(u32::MAX);
+        // Held until the engine has handled the batch (it adds the permits back).
+        self.ingest
+            .acquire_many(cost)
+            .await
+            .map_err(|_| Gone)?
+            .forget();
+        self.emit(ClientEvent::Received(std::mem::take(batch)))
+            .await
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once.

@@ -130,14 +130,14 @@ pub const PARAMS: &[ParDef] = &{
                     ("op", "Specified Operator"),
                 ],
             },
-            help: "Which operator `me` is inside the callbacks.",
+            help: "Which operator `me` is inside the callbacks (kept for TouchDesigner parity; for now `me` is always this DAT).",
         },
         ParDef {
             token: "fromop",
             label: "From Operator",
             page: RECEIVED_PAGE,
             kind: ParKind::Str(""),
-            help: "The operator `me` is when Execute from is Specified Operator.",
+            help: "The operator `me` is when Execute from is Specified Operator (not used yet: `me` is this DAT).",
         },
         ParDef {
             token: "clamp",
@@ -219,7 +219,7 @@ fn onMonitorMessage(dat, message) {
 }
 "#;
 
-use rhai::{Array, Blob, Dynamic, EvalAltResult};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
 use crate::net::client::{self, Backoff, ClientConfig, ClientEvent, ClientHandle, SendError};
@@ -683,65 +683,11 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
         return;
     }
     match event {
-        ClientEvent::Message(WsMessage::Text(text)) => {
-            let rt = runtime(engine, id);
-            rt.messages_in += 1;
-            rt.bytes_in += text.len() as u64;
-            // Only copy the text when a callbacks DAT might want it.
-            let wanted = engine.world().callbacks_node(id).is_some();
-            let for_callback = wanted.then(|| text.clone());
-            let row = runtime(engine, id).table.push(text);
-            engine.world_mut().state_mut(id).content_rev += 1;
-            if let Some(text) = for_callback {
-                let row = i64::try_from(row).unwrap_or(i64::MAX);
-                engine.call(id, "onReceiveText", vec![dat(id), row.into(), text.into()]);
+        ClientEvent::Received(messages) => {
+            if let Some(client) = &runtime(engine, id).client {
+                client.ingested(client::ingest_cost(&messages));
             }
-        }
-        ClientEvent::Message(WsMessage::Binary(data)) if is_framed(engine, id) => {
-            let rt = runtime(engine, id);
-            rt.messages_in += 1;
-            rt.bytes_in += data.len() as u64;
-            match nanollm::decode(&data) {
-                Ok(frame) => {
-                    let cells = [
-                        frame.msg_id.to_string(),
-                        frame.timestamp_ms.to_string(),
-                        nanollm::type_name(frame.kind),
-                        frame.payload.len().to_string(),
-                        frame.metadata.clone(),
-                        nanollm::payload_text(&frame),
-                    ];
-                    let row = runtime(engine, id).table.push_record(&cells);
-                    engine.world_mut().state_mut(id).content_rev += 1;
-                    let row = i64::try_from(row).unwrap_or(i64::MAX);
-                    let map = super::webserver::frame_map(&frame);
-                    engine.call(id, "onReceiveFrame", vec![dat(id), row.into(), map.into()]);
-                }
-                Err(error) => {
-                    runtime(engine, id).malformed_frames += 1;
-                    engine.world_mut().state_mut(id).warnings += 1;
-                    monitor(engine, id, Level::Warn, error.to_string());
-                }
-            }
-        }
-        ClientEvent::Message(WsMessage::Binary(data)) => {
-            let rt = runtime(engine, id);
-            rt.messages_in += 1;
-            rt.bytes_in += data.len() as u64;
-            let blob: Blob = data.to_vec();
-            engine.call(
-                id,
-                "onReceiveBinary",
-                vec![dat(id), Dynamic::from_blob(blob)],
-            );
-        }
-        ClientEvent::Message(WsMessage::Ping(data)) => {
-            let blob: Blob = data.to_vec();
-            engine.call(id, "onReceivePing", vec![dat(id), Dynamic::from_blob(blob)]);
-        }
-        ClientEvent::Message(WsMessage::Pong(data)) => {
-            let blob: Blob = data.to_vec();
-            engine.call(id, "onReceivePong", vec![dat(id), Dynamic::from_blob(blob)]);
+            received(engine, id, messages);
         }
         ClientEvent::RoundTrip { rtt_ms } => runtime(engine, id).ping_rtt_ms = rtt_ms,
         ClientEvent::Connecting { url, attempt } => {
@@ -848,6 +794,101 @@ pub fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ClientEven
                         "not connected: {failure} (Reconnect is off; pulse Reset to try again)"
                     )),
                 );
+            }
+        }
+    }
+}
+
+/// A binary message in NanoLLM mode: decoded into the table's columns and onReceiveFrame, or
+/// counted and reported when malformed.
+fn received_frame(engine: &mut Engine, id: NodeId, data: &[u8]) {
+    let rt = runtime(engine, id);
+    rt.messages_in += 1;
+    rt.bytes_in += data.len() as u64;
+    match nanollm::decode(data) {
+        Ok(frame) => {
+            let cells = [
+                frame.msg_id.to_string(),
+                frame.timestamp_ms.to_string(),
+                nanollm::type_name(frame.kind),
+                frame.payload.len().to_string(),
+                frame.metadata.clone(),
+                nanollm::payload_text(&frame),
+            ];
+            let row = runtime(engine, id).table.push_record(&cells);
+            engine.world_mut().state_mut(id).content_rev += 1;
+            let row = i64::try_from(row).unwrap_or(i64::MAX);
+            let map = super::webserver::frame_map(&frame);
+            engine.call(id, "onReceiveFrame", vec![dat(id), row.into(), map.into()]);
+        }
+        Err(error) => {
+            runtime(engine, id).malformed_frames += 1;
+            engine.world_mut().state_mut(id).warnings += 1;
+            monitor(engine, id, Level::Warn, error.to_string());
+        }
+    }
+}
+
+/// Messages from one event, in order: rows for text, counters, and the callbacks.
+fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
+    let framed = is_framed(engine, id);
+    if engine.world().callbacks_node(id).is_none() && !framed {
+        // No callbacks DAT: the whole batch goes into the table under one lookup.
+        let rt = runtime(engine, id);
+        for message in messages {
+            match message {
+                WsMessage::Text(text) => {
+                    rt.messages_in += 1;
+                    rt.bytes_in += text.len() as u64;
+                    rt.table.push(text);
+                }
+                WsMessage::Binary(data) => {
+                    rt.messages_in += 1;
+                    rt.bytes_in += data.len() as u64;
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            }
+        }
+        engine.world_mut().state_mut(id).content_rev += 1;
+        return;
+    }
+    // Readers see the table only between events, so one revision bump covers the batch.
+    engine.world_mut().state_mut(id).content_rev += 1;
+    for message in messages {
+        match message {
+            WsMessage::Text(text) => {
+                // The script's copy is made straight from the text, which then moves into the
+                // table: one copy per message, not two.
+                let for_script = ImmutableString::from(text.as_str());
+                let rt = runtime(engine, id);
+                rt.messages_in += 1;
+                rt.bytes_in += text.len() as u64;
+                let row = i64::try_from(rt.table.push(text)).unwrap_or(i64::MAX);
+                engine.call(
+                    id,
+                    "onReceiveText",
+                    vec![dat(id), row.into(), for_script.into()],
+                );
+            }
+            WsMessage::Binary(data) if framed => received_frame(engine, id, &data),
+            WsMessage::Binary(data) => {
+                let rt = runtime(engine, id);
+                rt.messages_in += 1;
+                rt.bytes_in += data.len() as u64;
+                let blob: Blob = data.to_vec();
+                engine.call(
+                    id,
+                    "onReceiveBinary",
+                    vec![dat(id), Dynamic::from_blob(blob)],
+                );
+            }
+            WsMessage::Ping(data) => {
+                let blob: Blob = data.to_vec();
+                engine.call(id, "onReceivePing", vec![dat(id), Dynamic::from_blob(blob)]);
+            }
+            WsMessage::Pong(data) => {
+                let blob: Blob = data.to_vec();
+                engine.call(id, "onReceivePong", vec![dat(id), Dynamic::from_blob(blob)]);
             }
         }
     }
