@@ -8,6 +8,8 @@
 //! - latency from the server's send to the row being in the table, at 10,000 messages/s;
 //! - peak RSS (VmHWM) of the process after each phase.
 //!
+//! `DATPATCH_BENCH_ONLY=dat|callback|bare` runs one flood once (for a profiler).
+//!
 //! Arrival is recorded by the engine's own waker, which the cook thread calls right after it
 //! handled a batch of events and released the engine lock: at that moment the rows are in the
 //! table and readable by anyone. The waker locks the engine, reads the new rows and parses the
@@ -29,7 +31,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 const FLOOD: usize = 1_000_000;
 const MESSAGE_BYTES: usize = 64;
 const MAX_LINES: usize = 100;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 const LATENCY_RATE_HZ: u64 = 10_000;
 const LATENCY_MESSAGES: usize = 50_000;
 const LATENCY_WARMUP: usize = 1_000;
@@ -377,19 +379,22 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("WebSocket DAT ingest — {cores} cores, {}", cpu_model());
     println!(
-        "flood: {FLOOD} text messages of {MESSAGE_BYTES} bytes, table maxlines {MAX_LINES}, bytes column on; median of {RUNS} runs"
+        "flood: {FLOOD} text messages of {MESSAGE_BYTES} bytes, table maxlines {MAX_LINES}, bytes column on; {RUNS} runs each"
     );
     println!("peak RSS before any flood: {:.1} MiB", peak_rss_mib());
 
+    // Other work on a shared machine only slows a run down, so beside the median the best run
+    // is printed too: it is the closest to what the code can do.
     let report = |name: &str, rates: Vec<f64>| {
         let m = median(rates.clone());
+        let best = rates.iter().copied().fold(0.0, f64::max);
         let all: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
         println!(
-            "{name:<34} {m:>12.0} msg/s  (runs: {})  peak RSS so far {:.1} MiB",
+            "{name:<34} median {m:>9.0} msg/s, best {best:>9.0}  (runs: {})  peak RSS so far {:.1} MiB",
             all.join(", "),
             peak_rss_mib()
         );
-        m
+        (m, best)
     };
     let dat = report(
         "DAT, no callback",
@@ -404,9 +409,11 @@ fn main() {
         (0..RUNS).map(|_| bare_client()).collect(),
     );
     println!(
-        "ratio to bare: no callback {:.0}% (target >= 50%), with callback {:.0}% (target >= 25%)",
-        100.0 * dat / bare,
-        100.0 * dat_cb / bare
+        "ratio to bare (median / best): no callback {:.0}% / {:.0}% (target >= 50%), with callback {:.0}% / {:.0}% (target >= 25%)",
+        100.0 * dat.0 / bare.0,
+        100.0 * dat.1 / bare.1,
+        100.0 * dat_cb.0 / bare.0,
+        100.0 * dat_cb.1 / bare.1
     );
 
     for callback in [false, true] {
