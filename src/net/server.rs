@@ -35,6 +35,9 @@ const CLIENT_QUEUE_MESSAGES: usize = 1024;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most header lines accepted; more get 431.
 const MAX_HEADER_LINES: usize = 100;
+/// Connections the kernel completes while all connection slots are busy (std's bind gives 128;
+/// past it a burst's SYNs are dropped and each of those connects stalls for a second or more).
+const LISTEN_BACKLOG: u32 = 1024;
 /// How long a closing WebSocket waits for the peer's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -258,7 +261,7 @@ pub fn start(
     events: mpsc::Sender<NetEvent>,
     rt: &tokio::runtime::Handle,
 ) -> Result<ServerHandle, String> {
-    let std_listener = std::net::TcpListener::bind(config.bind).map_err(|e| match e.kind() {
+    let bind_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
             "port {} is already in use ({})",
             config.bind.port(),
@@ -269,15 +272,22 @@ pub fn start(
             config.bind.ip()
         ),
         _ => format!("cannot listen on {}: {e}", config.bind),
-    })?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let local_addr = std_listener.local_addr().map_err(|e| e.to_string())?;
+    };
     let listener = {
         let _entered = rt.enter();
-        tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?
+        let socket = if config.bind.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(bind_error)?;
+        // As std's bind does on Unix: a restart may rebind while old connections linger.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(bind_error)?;
+        socket.bind(config.bind).map_err(bind_error)?;
+        socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
     };
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         node: config.node,
