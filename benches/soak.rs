@@ -112,6 +112,10 @@ struct Counts {
     received: AtomicU64,
     /// Messages from a sender that arrived out of order or skipped a number.
     gaps: AtomicU64,
+    /// Connections whose reading ended with an error.
+    errors: AtomicU64,
+    /// Clients that have stopped sending.
+    done_sending: AtomicU64,
 }
 
 async fn client(
@@ -133,7 +137,16 @@ async fn client(
     let reader_counts = counts.clone();
     let reader = tokio::spawn(async move {
         let mut last: HashMap<usize, u64> = HashMap::with_capacity(clients);
-        while let Some(Ok(message)) = stream.next().await {
+        loop {
+            let message = match stream.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    println!("client {index}: read error: {e}");
+                    reader_counts.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                None => break,
+            };
             if let Message::Text(text) = message {
                 reader_counts.received.fetch_add(1, Ordering::Relaxed);
                 let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -162,18 +175,20 @@ async fn client(
     let mut seq = 0u64;
     while sending.load(Ordering::Relaxed) {
         ticker.tick().await;
-        if sink
+        if let Err(e) = sink
             .send(Message::text(format!(
                 r#"{{"name": "client {index}", "text": "{index}:{seq}"}}"#
             )))
             .await
-            .is_err()
         {
+            println!("client {index}: send error: {e}");
+            counts.errors.fetch_add(1, Ordering::Relaxed);
             break;
         }
         counts.sent.fetch_add(1, Ordering::Relaxed);
         seq += 1;
     }
+    counts.done_sending.fetch_add(1, Ordering::Relaxed);
     // Keep reading until the run ends.
     let _ = reader.await;
 }
@@ -281,23 +296,36 @@ fn main() {
     }
     sending.store(false, Ordering::Relaxed);
 
-    // Let the last messages arrive: every client gets every message, its own included.
+    // Let the last messages arrive: wait for every client to stop sending, then until the server
+    // has every message and every client every relayed one (its own included).
     let clients = args.clients as u64;
     let drained = Instant::now();
+    let mut last_report = Instant::now();
     loop {
         let sent = counts.sent.load(Ordering::Relaxed);
-        if counts.received.load(Ordering::Relaxed) >= sent * clients
-            || drained.elapsed() > Duration::from_secs(60)
+        let received = counts.received.load(Ordering::Relaxed);
+        let all_stopped = counts.done_sending.load(Ordering::Relaxed) == clients;
+        if all_stopped && received >= sent * clients || drained.elapsed() > Duration::from_secs(60)
         {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if last_report.elapsed() > Duration::from_secs(5) {
+            let server = stats(addr);
+            println!(
+                "draining: sent {sent}, server received {}, relayed {}, clients received {received}",
+                server["received"], server["relayed"]
+            );
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    println!("drained in {:.1} s", drained.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_millis(500));
     let server = stats(addr);
     let sent = counts.sent.load(Ordering::Relaxed);
     let received = counts.received.load(Ordering::Relaxed);
     let gaps = counts.gaps.load(Ordering::Relaxed);
+    let errors = counts.errors.load(Ordering::Relaxed);
     let server_in = server["received"].as_u64().unwrap_or(0);
     let server_out = server["relayed"].as_u64().unwrap_or(0);
     let refused = server["refused"].as_u64().unwrap_or(0);
@@ -331,7 +359,7 @@ fn main() {
         "server relayed {server_out} (refused {refused}); clients received {received} (expected {})",
         sent * clients
     );
-    println!("out-of-order or skipped: {gaps}");
+    println!("out-of-order or skipped: {gaps}; connection errors: {errors}");
     println!(
         "RSS: {} KiB at {} s, {rss_end} KiB at the end, peak {peak_rss} KiB; fds {min_fds}..{max_fds} (end {fds_end})",
         warm.1, warm.0
@@ -340,7 +368,8 @@ fn main() {
         && server_out == sent * clients
         && received == sent * clients
         && refused == 0
-        && gaps == 0;
+        && gaps == 0
+        && errors == 0;
     if ok {
         println!("soak: no message lost");
     } else {
