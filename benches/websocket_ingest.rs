@@ -8,6 +8,8 @@
 //! - latency from the server's send to the row being in the table, at 10,000 messages/s;
 //! - peak RSS (VmHWM) of the process after each phase.
 //!
+//! `DATPATCH_BENCH_ONLY=dat|callback|bare` runs one flood once (for a profiler).
+//!
 //! Arrival is recorded by the engine's own waker, which the cook thread calls right after it
 //! handled a batch of events and released the engine lock: at that moment the rows are in the
 //! table and readable by anyone. The waker locks the engine, reads the new rows and parses the
@@ -29,7 +31,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 const FLOOD: usize = 1_000_000;
 const MESSAGE_BYTES: usize = 64;
 const MAX_LINES: usize = 100;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 const LATENCY_RATE_HZ: u64 = 10_000;
 const LATENCY_MESSAGES: usize = 50_000;
 const LATENCY_WARMUP: usize = 1_000;
@@ -377,37 +379,44 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("WebSocket DAT ingest — {cores} cores, {}", cpu_model());
     println!(
-        "flood: {FLOOD} text messages of {MESSAGE_BYTES} bytes, table maxlines {MAX_LINES}, bytes column on; median of {RUNS} runs"
+        "flood: {FLOOD} text messages of {MESSAGE_BYTES} bytes, table maxlines {MAX_LINES}, bytes column on; {RUNS} rounds"
     );
     println!("peak RSS before any flood: {:.1} MiB", peak_rss_mib());
 
-    let report = |name: &str, rates: Vec<f64>| {
-        let m = median(rates.clone());
-        let all: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
+    // The three floods run interleaved, round by round, and each round's ratios compare runs
+    // made a few seconds apart: on a shared machine the load changes from minute to minute,
+    // and a ratio of back-to-back runs is steadier than a ratio of medians taken minutes apart.
+    let (mut dat, mut dat_cb, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=RUNS {
+        dat.push(dat_flood(false));
+        if round == 1 {
+            println!(
+                "peak RSS after the first DAT flood (no callback): {:.1} MiB",
+                peak_rss_mib()
+            );
+        }
+        dat_cb.push(dat_flood(true));
+        bare.push(bare_client());
         println!(
-            "{name:<34} {m:>12.0} msg/s  (runs: {})  peak RSS so far {:.1} MiB",
-            all.join(", "),
-            peak_rss_mib()
+            "round {round}: DAT {:>9.0} msg/s, DAT + callback {:>9.0} msg/s, bare {:>9.0} msg/s",
+            dat[round - 1],
+            dat_cb[round - 1],
+            bare[round - 1]
         );
-        m
-    };
-    let dat = report(
-        "DAT, no callback",
-        (0..RUNS).map(|_| dat_flood(false)).collect(),
-    );
-    let dat_cb = report(
-        "DAT, onReceiveText callback",
-        (0..RUNS).map(|_| dat_flood(true)).collect(),
-    );
-    let bare = report(
-        "bare tokio-tungstenite + VecDeque",
-        (0..RUNS).map(|_| bare_client()).collect(),
+    }
+    let ratios = |a: &[f64]| median(a.iter().zip(&bare).map(|(x, b)| x / b).collect());
+    println!(
+        "median msg/s: DAT {:.0}, DAT + onReceiveText callback {:.0}, bare tokio-tungstenite + VecDeque {:.0}",
+        median(dat.clone()),
+        median(dat_cb.clone()),
+        median(bare.clone())
     );
     println!(
-        "ratio to bare: no callback {:.0}% (target >= 50%), with callback {:.0}% (target >= 25%)",
-        100.0 * dat / bare,
-        100.0 * dat_cb / bare
+        "median of per-round ratios to bare: no callback {:.0}% (target >= 50%), with callback {:.0}% (target >= 25%)",
+        100.0 * ratios(&dat),
+        100.0 * ratios(&dat_cb)
     );
+    println!("peak RSS after the floods: {:.1} MiB", peak_rss_mib());
 
     for callback in [false, true] {
         let (p50, p99, p999, max, missed, count) = dat_latency(callback);

@@ -39,9 +39,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 64;
 
 /// Received messages sent to the engine in one event at most. Batching what is already readable
-/// saves the cook thread a wake-up per message under a flood; small batches keep each event
-/// short, so the engine lock is never held long for one client.
-pub const BATCH_MESSAGES: usize = 16;
+/// saves a cross-thread wake-up per message under a flood (64 measured better than 16 in the
+/// ingest benchmark); it adds no waiting, since only what is already readable is batched.
+pub const BATCH_MESSAGES: usize = 64;
 pub const BATCH_BYTES: usize = 16 * 1024;
 
 /// Received bytes that may wait for the engine per client (see [`ingest_cost`]). Beyond it the
