@@ -16,6 +16,7 @@ struct Input {
     query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    saved_path: Option<String>,
     client: ([u8; 4], u16),
     server: ([u8; 4], u16),
 }
@@ -28,6 +29,7 @@ fuzz_target!(|input: Input| {
         query: input.query,
         headers: input.headers,
         body: Bytes::from(input.body),
+        saved_path: input.saved_path.map(std::path::PathBuf::from),
         client_addr: addr(input.client),
         server_addr: addr(input.server),
     };
