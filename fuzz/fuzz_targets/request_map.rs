@@ -1,5 +1,6 @@
 //! An HTTP request, as the listener hands it over, turned into the script's `request` map: it
-//! must never panic, and no header may overwrite the fields the callbacks rely on.
+//! must never panic, and no header may overwrite the fields the callbacks rely on
+//! (method, uri, pars, clientAddress, serverAddress, data, savedPath).
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -37,26 +38,27 @@ fuzz_target!(|input: Input| {
     let text = |key: &str| map.get(key).map(|v| v.to_string());
     assert_eq!(text("method").as_deref(), Some(request.method.as_str()));
     assert_eq!(text("uri").as_deref(), Some(request.path.as_str()));
-    assert_eq!(
-        text("clientAddress"),
-        Some(request.client_addr.to_string())
-    );
-    assert_eq!(
-        text("serverAddress"),
-        Some(request.server_addr.to_string())
-    );
+    assert_eq!(text("clientAddress"), Some(request.client_addr.to_string()));
+    assert_eq!(text("serverAddress"), Some(request.server_addr.to_string()));
     assert!(map.get("pars").is_some_and(|p| p.is_map()));
     match std::str::from_utf8(&request.body) {
         Ok(body) => assert_eq!(text("data").as_deref(), Some(body)),
         Err(_) => assert!(map.get("data").is_some_and(|d| d.is_blob())),
     }
+    assert_eq!(
+        text("savedPath"),
+        request.saved_path.as_ref().map(|p| p.display().to_string())
+    );
     // Every header is there under its own name.
     for (name, _) in &request.headers {
         if !matches!(
             name.as_str(),
-            "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data"
+            "method" | "uri" | "pars" | "clientAddress" | "serverAddress" | "data" | "savedPath"
         ) {
-            assert!(map.contains_key(name.as_str()), "header {name:?} is missing");
+            assert!(
+                map.contains_key(name.as_str()),
+                "header {name:?} is missing"
+            );
         }
     }
 });
