@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -16,8 +16,10 @@ pub type SharedEngine = Arc<Mutex<Engine>>;
 /// Called after the engine changed (e.g. the GUI's request_repaint); must not block.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
-/// Events handled under one lock before the GUI gets a chance to read.
+/// Events handled under one lock before the GUI gets a chance to read: at most this many, and
+/// no more once this much time has gone (slow callbacks must not freeze the GUI).
 const EVENTS_PER_LOCK: usize = 256;
+const LOCK_BUDGET: Duration = Duration::from_millis(4);
 
 pub struct CookThread {
     stop: Arc<Notify>,
@@ -50,20 +52,30 @@ pub fn spawn_cook_thread(
                     Stop,
                 }
                 let deadline = tokio::time::Instant::from_std(next_frame);
-                let woke = rt.block_on(async {
-                    tokio::select! {
-                        biased;
-                        _ = stop_rx.notified() => Woke::Stop,
-                        event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
-                        _ = tokio::time::sleep_until(deadline) => Woke::Frame,
-                    }
-                });
+                // A frame that is due comes first: under a flood of events there is always one
+                // waiting, and frames (Execute DATs, cook info) must still run at their rate.
+                let woke = if Instant::now() >= next_frame {
+                    Woke::Frame
+                } else {
+                    rt.block_on(async {
+                        tokio::select! {
+                            biased;
+                            _ = stop_rx.notified() => Woke::Stop,
+                            event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
+                            _ = tokio::time::sleep_until(deadline) => Woke::Frame,
+                        }
+                    })
+                };
                 match woke {
                     Woke::Stop => break,
                     Woke::Event(first) => {
                         let mut engine = engine.lock();
+                        let locked_at = Instant::now();
                         engine.handle_event(first);
                         for _ in 1..EVENTS_PER_LOCK {
+                            if locked_at.elapsed() >= LOCK_BUDGET {
+                                break;
+                            }
                             match events.try_recv() {
                                 Ok(event) => engine.handle_event(event),
                                 Err(_) => break,

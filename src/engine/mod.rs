@@ -50,7 +50,8 @@ pub enum CallOutcome {
 }
 
 pub struct Engine {
-    world: World,
+    /// Boxed so that lending it to a script callback moves a pointer, not the whole world.
+    world: Box<World>,
     scripts: ScriptHost,
     net: NetContext,
     started: bool,
@@ -62,10 +63,10 @@ impl Engine {
     pub fn new(project: Project, rt: tokio::runtime::Handle) -> (Engine, EventReceiver) {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
         let scripts = ScriptHost::new(&project.settings.script);
-        let mut world = World {
+        let mut world = Box::new(World {
             project,
             ..World::default()
-        };
+        });
         for node in &world.project.nodes {
             world.nodes.insert(node.id, NodeState::default());
         }
@@ -132,7 +133,7 @@ impl Engine {
         self.shutdown();
         let console = std::mem::take(&mut self.world.console);
         self.scripts = ScriptHost::new(&project.settings.script);
-        self.world = World {
+        *self.world = World {
             project,
             console,
             ..World::default()

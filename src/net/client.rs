@@ -556,7 +556,7 @@ impl Task {
                     let mut next = incoming;
                     let end = loop {
                         let message = match next {
-                            Some(Ok(Message::Text(text))) => WsMessage::Text(text.as_str().to_owned()),
+                            Some(Ok(Message::Text(text))) => WsMessage::Text(text.as_str().into()),
                             Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
                             // tungstenite queues the pong itself and flushes it on the next read.
                             Some(Ok(Message::Ping(data))) => WsMessage::Ping(data),
@@ -719,7 +719,7 @@ async fn close_gracefully(ws: &mut Ws) {
 
 fn to_tungstenite(message: WsMessage) -> Message {
     match message {
-        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Text(text) => Message::text(text.as_str()),
         WsMessage::Binary(data) => Message::Binary(data),
         WsMessage::Ping(data) => Message::Ping(data),
         WsMessage::Pong(data) => Message::Pong(data),

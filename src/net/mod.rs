@@ -33,7 +33,9 @@ pub enum NetEventKind {
 /// A WebSocket data or control message, either direction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsMessage {
-    Text(String),
+    /// Shared with the scripts and the received-messages table, so a text message is copied
+    /// once, on the network thread, however many places hold it.
+    Text(rhai::ImmutableString),
     Binary(bytes::Bytes),
     Ping(bytes::Bytes),
     Pong(bytes::Bytes),

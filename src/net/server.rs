@@ -315,7 +315,7 @@ impl ServerHandle {
         let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
         let len = message.len();
         let message = match message {
-            WsMessage::Text(t) => Message::text(t),
+            WsMessage::Text(t) => Message::text(t.as_str()),
             WsMessage::Binary(b) => Message::Binary(b),
             WsMessage::Ping(b) => Message::Ping(b),
             WsMessage::Pong(b) => Message::Pong(b),
@@ -884,7 +884,7 @@ where
                 };
                 stats.touch();
                 let event = match message {
-                    Message::Text(t) => WsMessage::Text(t.as_str().to_string()),
+                    Message::Text(t) => WsMessage::Text(t.as_str().into()),
                     Message::Binary(b) => WsMessage::Binary(b),
                     Message::Ping(b) => WsMessage::Ping(b),
                     Message::Pong(b) => {

@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use rhai::ImmutableString;
+
 /// Heading of the message column (TouchDesigner does not document its names; we chose these).
 pub const MESSAGE_HEADING: &str = "message";
 pub const BYTES_HEADING: &str = "bytes";
@@ -12,7 +14,7 @@ const CELL_SEPARATOR: char = '\u{1f}';
 
 #[derive(Debug, Clone)]
 pub struct FifoTable {
-    rows: VecDeque<String>,
+    rows: VecDeque<ImmutableString>,
     /// Records mode (e.g. decoded NanoLLM frames): these headings, one string per row holding the
     /// cells joined by an ASCII unit separator. Empty: one message per row.
     record_heading: Vec<String>,
@@ -40,7 +42,7 @@ impl FifoTable {
     }
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
-    pub fn push(&mut self, message: String) -> usize {
+    pub fn push(&mut self, message: ImmutableString) -> usize {
         self.total_pushed += 1;
         if let Some(max) = self.max_lines {
             if max == 0 {
@@ -77,7 +79,7 @@ impl FifoTable {
             .map(|c| c.replace(CELL_SEPARATOR, " "))
             .collect::<Vec<_>>()
             .join(&CELL_SEPARATOR.to_string());
-        self.push(joined)
+        self.push(joined.into())
     }
 
     /// Changes the clamp; rows beyond the new maximum go, oldest first.
@@ -135,7 +137,7 @@ impl FifoTable {
     pub fn message(&self, row: usize) -> Option<&str> {
         row.checked_sub(1)
             .and_then(|i| self.rows.get(i))
-            .map(String::as_str)
+            .map(ImmutableString::as_str)
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {
@@ -233,7 +235,7 @@ mod tests {
     fn unclamped_keeps_everything() {
         let mut t = FifoTable::new(None, false);
         for i in 0..1000 {
-            t.push(i.to_string());
+            t.push(i.to_string().into());
         }
         assert_eq!(t.message_rows(), 1000);
         assert_eq!(t.cell(1, 1), None);

@@ -257,7 +257,7 @@ use crate::net::server::{
 };
 use crate::net::{WsMessage, nanollm, tls};
 use crate::project::NodeId;
-use crate::script::{OpHandle, to_cell, with_op};
+use crate::script::{OpHandle, to_cell, to_text, with_op};
 
 /// What the listener was started with; a change restarts it, anything else does not.
 #[derive(Debug, Clone, PartialEq)]
@@ -917,7 +917,7 @@ pub fn register_script_api(engine: &mut rhai::Engine) {
     engine.register_fn(
         "webSocketSendText",
         |op: &mut OpHandle, client: &str, data: Dynamic| {
-            send(op, client, WsMessage::Text(to_cell(&data)))
+            send(op, client, WsMessage::Text(to_text(&data)))
         },
     );
     engine.register_fn(

@@ -219,14 +219,14 @@ fn onMonitorMessage(dat, message) {
 }
 "#;
 
-use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString};
+use rhai::{Array, Blob, Dynamic, EvalAltResult};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
 use crate::net::client::{self, Backoff, ClientConfig, ClientEvent, ClientHandle, SendError};
 use crate::net::{WsMessage, nanollm};
 use crate::ops::fifo_table::FifoTable;
 use crate::project::{NodeId, ParValue};
-use crate::script::{OpHandle, to_cell, with_op};
+use crate::script::{OpHandle, to_cell, to_text, with_op};
 
 /// Where the connection stands, as the node's badge shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -857,18 +857,12 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
     for message in messages {
         match message {
             WsMessage::Text(text) => {
-                // The script's copy is made straight from the text, which then moves into the
-                // table: one copy per message, not two.
-                let for_script = ImmutableString::from(text.as_str());
                 let rt = runtime(engine, id);
                 rt.messages_in += 1;
                 rt.bytes_in += text.len() as u64;
-                let row = i64::try_from(rt.table.push(text)).unwrap_or(i64::MAX);
-                engine.call(
-                    id,
-                    "onReceiveText",
-                    vec![dat(id), row.into(), for_script.into()],
-                );
+                // The table and the script share the one string.
+                let row = i64::try_from(rt.table.push(text.clone())).unwrap_or(i64::MAX);
+                engine.call(id, "onReceiveText", vec![dat(id), row.into(), text.into()]);
             }
             WsMessage::Binary(data) if framed => received_frame(engine, id, &data),
             WsMessage::Binary(data) => {
@@ -1065,7 +1059,7 @@ pub fn register_script_api(engine: &mut rhai::Engine) {
         },
     );
     engine.register_fn("sendText", |op: &mut OpHandle, message: Dynamic| {
-        send(op, "sendText", || Ok(WsMessage::Text(to_cell(&message))))
+        send(op, "sendText", || Ok(WsMessage::Text(to_text(&message))))
     });
     engine.register_fn("sendBinary", |op: &mut OpHandle, contents: Dynamic| {
         send(op, "sendBinary", || {

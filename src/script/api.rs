@@ -64,6 +64,15 @@ pub(crate) fn to_cell(value: &Dynamic) -> String {
     value.to_string()
 }
 
+/// A value as message text: a string is shared rather than copied (a broadcast to many clients
+/// holds one copy), anything else is written out as [`to_cell`] does.
+pub(crate) fn to_text(value: &Dynamic) -> ImmutableString {
+    match value.read_lock::<ImmutableString>() {
+        Some(s) => s.clone(),
+        None => to_cell(value).into(),
+    }
+}
+
 fn to_row(values: Array) -> Vec<String> {
     values.iter().map(to_cell).collect()
 }

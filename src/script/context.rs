@@ -9,26 +9,31 @@ use crate::engine::World;
 use crate::project::NodeId;
 
 struct Lent {
-    world: World,
+    world: Box<World>,
     /// The operator whose callback is running (`me`).
     owner: NodeId,
 }
 
 thread_local! {
     static LENT: RefCell<Option<Lent>> = const { RefCell::new(None) };
+    /// What the lender holds while its world is out: one empty world per thread, made once, so
+    /// lending costs two pointer swaps instead of building a world for every callback.
+    static STAND_IN: RefCell<Option<Box<World>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with `world` available to [`with_world`]; `world` is restored even if `f` panics.
-pub fn with_world_lent<R>(world: &mut World, owner: NodeId, f: impl FnOnce() -> R) -> R {
-    struct Restore<'a>(&'a mut World);
+pub fn with_world_lent<R>(world: &mut Box<World>, owner: NodeId, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a mut Box<World>);
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             if let Some(lent) = LENT.with(|l| l.borrow_mut().take()) {
-                *self.0 = lent.world;
+                let stand_in = std::mem::replace(self.0, lent.world);
+                STAND_IN.with(|s| *s.borrow_mut() = Some(stand_in));
             }
         }
     }
-    let taken = std::mem::take(world);
+    let stand_in = STAND_IN.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    let taken = std::mem::replace(world, stand_in);
     LENT.with(|l| {
         *l.borrow_mut() = Some(Lent {
             world: taken,

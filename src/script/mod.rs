@@ -4,8 +4,7 @@
 mod api;
 mod context;
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, Scope};
@@ -15,7 +14,7 @@ use crate::project::{NodeId, ScriptLimits};
 
 pub use api::OpHandle;
 #[allow(unused_imports)] // used by the operator files' script methods
-pub(crate) use api::{to_cell, with_op};
+pub(crate) use api::{to_cell, to_text, with_op};
 #[allow(unused_imports)]
 pub(crate) use context::with_world;
 
@@ -29,18 +28,23 @@ pub struct CallError {
 /// A compiled callbacks text and the functions it defines.
 pub struct Compiled {
     ast: AST,
-    functions: HashSet<(String, usize)>,
+    /// Name and number of parameters; a callbacks text defines a handful, so a scan beats hashing.
+    functions: Vec<(String, usize)>,
     source: String,
 }
 
 impl Compiled {
     pub fn defines(&self, name: &str, arity: usize) -> bool {
-        self.functions.contains(&(name.to_string(), arity))
+        self.functions
+            .iter()
+            .any(|(defined, params)| defined == name && *params == arity)
     }
 }
 
 struct CacheEntry {
-    text_hash: u64,
+    /// The text last compiled. Comparing it with the current text costs less than hashing it,
+    /// and this runs before every callback.
+    source: String,
     result: Result<Arc<Compiled>, CallError>,
 }
 
@@ -48,12 +52,6 @@ pub struct ScriptHost {
     engine: rhai::Engine,
     /// By Text DAT: its last compiled text.
     cache: HashMap<NodeId, CacheEntry>,
-}
-
-fn hash_text(text: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
 }
 
 impl ScriptHost {
@@ -87,9 +85,8 @@ impl ScriptHost {
         text_node: NodeId,
         text: &str,
     ) -> Result<Arc<Compiled>, (CallError, bool)> {
-        let text_hash = hash_text(text);
         if let Some(entry) = self.cache.get(&text_node)
-            && entry.text_hash == text_hash
+            && entry.source == text
         {
             return entry.result.clone().map_err(|e| (e, false));
         }
@@ -114,7 +111,7 @@ impl ScriptHost {
         self.cache.insert(
             text_node,
             CacheEntry {
-                text_hash,
+                source: text.to_string(),
                 result: result.clone(),
             },
         );
@@ -128,7 +125,7 @@ impl ScriptHost {
     /// Calls `func` with `world` lent to the API for the duration of the call.
     pub fn call(
         &self,
-        world: &mut World,
+        world: &mut Box<World>,
         owner: NodeId,
         compiled: &Compiled,
         func: &str,
@@ -159,7 +156,7 @@ impl ScriptHost {
     /// Evaluates a one-off expression with the API available (tests and the console use it).
     pub fn eval(
         &self,
-        world: &mut World,
+        world: &mut Box<World>,
         owner: NodeId,
         script: &str,
     ) -> Result<Dynamic, CallError> {
@@ -249,7 +246,7 @@ mod tests {
         host.engine.register_fn("boom", || -> rhai::INT {
             panic!("boom from a registered function")
         });
-        let mut world = World::default();
+        let mut world = Box::<World>::default();
         world.project.settings.cook_rate_hz = 12.5;
         let compiled = host.compile(NodeId(7), "fn explode() { boom() }").unwrap();
         let error = host
