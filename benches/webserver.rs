@@ -1,7 +1,8 @@
 //! Web Server DAT throughput and latency beside bare hyper / tokio-tungstenite servers, measured
 //! in the same run on loopback. Run: `cargo bench --bench webserver` (release build; prints figures).
 //!
-//! Options: `--seconds N` per phase (default 5), `--connections N` (default 64).
+//! Options: `--seconds N` per phase (default 5), `--connections N` (default 64), `--only http` or
+//! `--only ws` (one protocol, for a profiler).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,9 +21,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 const BODY_100: &str = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
 
+/// Rounds of bare-then-ours when every phase runs.
+const ROUNDS: usize = 3;
+
 struct Options {
     seconds: u64,
     connections: usize,
+    only: Option<String>,
 }
 
 fn options() -> Options {
@@ -37,6 +42,11 @@ fn options() -> Options {
     Options {
         seconds: value("--seconds", 5),
         connections: value("--connections", 64) as usize,
+        only: args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .cloned(),
     }
 }
 
@@ -256,34 +266,90 @@ fn main() {
     );
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("clients")
         .enable_all()
         .build()
         .expect("client runtime");
     let bare = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bare")
         .enable_all()
         .build()
         .expect("bare runtime");
 
-    let bare_http = clients.block_on(http_load(bare_hyper(&bare), &options));
+    // Bare and ours alternate, round after round, so a change in the machine's load between
+    // phases shows as spread instead of skewing one side; the medians are what count.
     let (runner, addr) = datpatch_server();
-    let our_http = clients.block_on(http_load(addr, &options));
-    let bare_ws = clients.block_on(ws_load(bare_tungstenite(&bare), &options));
-    let our_ws = clients.block_on(ws_load(addr, &options));
+    let bare_http_addr = bare_hyper(&bare);
+    let bare_ws_addr = bare_tungstenite(&bare);
+    let wants = |what: &str| options.only.as_deref().is_none_or(|only| only == what);
+    let rounds = if options.only.is_some() { 1 } else { ROUNDS };
+    let (mut http, mut ws) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        if wants("http") {
+            let bare = clients.block_on(http_load(bare_http_addr, &options));
+            let ours = clients.block_on(http_load(addr, &options));
+            print_pair(round, "HTTP GET", "req", &bare, &ours);
+            http.push((bare, ours));
+        }
+        if wants("ws") {
+            let bare = clients.block_on(ws_load(bare_ws_addr, &options));
+            let ours = clients.block_on(ws_load(addr, &options));
+            print_pair(round, "WebSocket echo", "rt", &bare, &ours);
+            ws.push((bare, ours));
+        }
+    }
     runner.stop();
+    println!("medians over {rounds} rounds:");
+    if !http.is_empty() {
+        print_medians(
+            "HTTP GET, bare hyper",
+            "HTTP GET, Web Server DAT onHTTPRequest",
+            "req",
+            &http,
+        );
+    }
+    if !ws.is_empty() {
+        print_medians(
+            "WebSocket echo, bare tokio-tungstenite",
+            "WebSocket echo, onWebSocketReceiveText",
+            "rt",
+            &ws,
+        );
+    }
+}
 
-    print("HTTP GET, bare hyper", "req", &bare_http);
-    print("HTTP GET, Web Server DAT onHTTPRequest", "req", &our_http);
-    println!(
-        "{:<44} {:>9.0}%",
-        "  callback path / bare",
-        100.0 * our_http.per_second / bare_http.per_second
+fn print_pair(round: usize, what: &str, unit: &str, bare: &Figures, ours: &Figures) {
+    print(&format!("round {round}: {what}, bare"), unit, bare);
+    print(
+        &format!("round {round}: {what}, Web Server DAT"),
+        unit,
+        ours,
     );
-    print("WebSocket echo, bare tokio-tungstenite", "rt", &bare_ws);
-    print("WebSocket echo, onWebSocketReceiveText", "rt", &our_ws);
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn print_medians(bare_label: &str, our_label: &str, unit: &str, pairs: &[(Figures, Figures)]) {
+    let pick = |side: fn(&(Figures, Figures)) -> &Figures| Figures {
+        per_second: median(pairs.iter().map(|p| side(p).per_second).collect()),
+        p50_ms: median(pairs.iter().map(|p| side(p).p50_ms).collect()),
+        p99_ms: median(pairs.iter().map(|p| side(p).p99_ms).collect()),
+    };
+    print(bare_label, unit, &pick(|p| &p.0));
+    print(our_label, unit, &pick(|p| &p.1));
+    let ratio = median(
+        pairs
+            .iter()
+            .map(|(b, o)| o.per_second / b.per_second)
+            .collect(),
+    );
     println!(
         "{:<44} {:>9.0}%",
-        "  callback path / bare",
-        100.0 * our_ws.per_second / bare_ws.per_second
+        "  callback path / bare (median of rounds)",
+        100.0 * ratio
     );
 }

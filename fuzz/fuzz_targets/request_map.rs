@@ -31,8 +31,8 @@ fuzz_target!(|input: Input| {
         headers: input.headers,
         body: Bytes::from(input.body),
         saved_path: input.saved_path.map(std::path::PathBuf::from),
-        client_addr: addr(input.client),
-        server_addr: addr(input.server),
+        client_addr: addr(input.client).to_string().into(),
+        server_addr: addr(input.server).to_string().into(),
     };
     let map = datpatch::ops::webserver::request_map(&request);
     let text = |key: &str| map.get(key).map(|v| v.to_string());

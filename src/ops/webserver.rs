@@ -274,7 +274,7 @@ pub struct Runtime {
     server: Option<ServerHandle>,
     spec: Option<ListenSpec>,
     limits: Arc<parking_lot::RwLock<ServerLimits>>,
-    files: Arc<parking_lot::RwLock<FileSettings>>,
+    files: Arc<parking_lot::RwLock<Arc<FileSettings>>>,
     /// Next NanoLLM msg_id per client: ids increase per connection.
     framed_ids: std::collections::HashMap<String, u64>,
     pub malformed_frames: u64,
@@ -370,7 +370,7 @@ pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
     let limits = limits_from(world, id);
     *runtime(world, id).limits.write() = limits;
     let files = files_from(world, id);
-    *runtime(world, id).files.write() = files;
+    *runtime(world, id).files.write() = Arc::new(files);
     let wanted = if world.par_bool(id, "active") {
         match listen_spec(world, id) {
             Ok(spec) => Some(spec),
@@ -507,14 +507,8 @@ pub fn request_map(request: &HttpRequest) -> Map {
         pars.insert(key.as_ref().into(), value.into_owned().into());
     }
     map.insert("pars".into(), pars.into());
-    map.insert(
-        "clientAddress".into(),
-        request.client_addr.to_string().into(),
-    );
-    map.insert(
-        "serverAddress".into(),
-        request.server_addr.to_string().into(),
-    );
+    map.insert("clientAddress".into(), request.client_addr.clone().into());
+    map.insert("serverAddress".into(), request.server_addr.clone().into());
     map.insert("data".into(), body_value(&request.body));
     if let Some(saved) = &request.saved_path {
         map.insert("savedPath".into(), saved.display().to_string().into());
@@ -1023,8 +1017,8 @@ mod tests {
                 ("x-tag".into(), "b".into()),
             ],
             body: Bytes::from_static(b"\xff\x00"),
-            client_addr: "127.0.0.1:5000".parse().unwrap(),
-            server_addr: "127.0.0.1:80".parse().unwrap(),
+            client_addr: "127.0.0.1:5000".into(),
+            server_addr: "127.0.0.1:80".into(),
             saved_path: None,
         };
         let map = request_map(&request);
