@@ -676,7 +676,7 @@ impl Task {
                 if matches!(message, WsMessage::Ping(_)) {
                     *last_ping_sent = Some(Instant::now());
                 }
-                ws.feed(to_tungstenite(message)).await?;
+                ws.feed(message.into_frame()).await?;
             }
             ws.flush().await
         };
@@ -715,15 +715,6 @@ async fn close_gracefully(ws: &mut Ws) {
         }
     })
     .await;
-}
-
-fn to_tungstenite(message: WsMessage) -> Message {
-    match message {
-        WsMessage::Text(text) => Message::text(text.as_str()),
-        WsMessage::Binary(data) => Message::Binary(data),
-        WsMessage::Ping(data) => Message::Ping(data),
-        WsMessage::Pong(data) => Message::Pong(data),
-    }
 }
 
 /// tungstenite's errors, phrased for the monitor.

@@ -34,7 +34,8 @@ pub enum NetEventKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsMessage {
     /// Shared with the scripts and the received-messages table, so a text message is copied
-    /// once, on the network thread, however many places hold it.
+    /// once, on the network thread, however many places hold it; outgoing, it is copied into
+    /// the frame by the connection's task ([`WsMessage::into_frame`]), not the cook thread.
     Text(rhai::ImmutableString),
     Binary(bytes::Bytes),
     Ping(bytes::Bytes),
@@ -51,5 +52,15 @@ impl WsMessage {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn into_frame(self) -> tokio_tungstenite::tungstenite::Message {
+        use tokio_tungstenite::tungstenite::Message;
+        match self {
+            WsMessage::Text(text) => Message::text(text.as_str()),
+            WsMessage::Binary(data) => Message::Binary(data),
+            WsMessage::Ping(data) => Message::Ping(data),
+            WsMessage::Pong(data) => Message::Pong(data),
+        }
     }
 }

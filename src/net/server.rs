@@ -173,7 +173,7 @@ pub struct ClientInfo {
 
 /// What the engine can ask one client's task to do.
 enum ClientCommand {
-    Send(Message),
+    Send(WsMessage),
     Close(u16, String),
 }
 
@@ -320,12 +320,6 @@ impl ServerHandle {
         let clients = self.shared.clients.lock();
         let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
         let len = message.len();
-        let message = match message {
-            WsMessage::Text(t) => Message::text(t.as_str()),
-            WsMessage::Binary(b) => Message::Binary(b),
-            WsMessage::Ping(b) => Message::Ping(b),
-            WsMessage::Pong(b) => Message::Pong(b),
-        };
         match entry.commands.try_send(ClientCommand::Send(message)) {
             Ok(()) => Ok(len),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -924,7 +918,7 @@ where
             command = commands.recv() => match command {
                 Some(ClientCommand::Send(message)) => {
                     let len = message.len() as u64;
-                    if sink.send(message).await.is_err() {
+                    if sink.send(message.into_frame()).await.is_err() {
                         break;
                     }
                     stats.messages_out.fetch_add(1, Ordering::Relaxed);
