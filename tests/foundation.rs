@@ -1,8 +1,7 @@
 //! Foundation: project files, the engine on its cook thread, the script host, headless runs.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use datpatch::engine::{Command, Engine, info};
@@ -11,7 +10,7 @@ use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string
 use datpatch::runner::Runner;
 
 mod common;
-use common::{KillOnDrop, wait_until};
+use common::{spawn_datpatch, wait_until};
 
 fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
@@ -533,23 +532,8 @@ fn saves_are_atomic_and_leave_the_old_file_when_they_fail() {
 #[cfg(unix)]
 #[test]
 fn headless_run_exits_0_within_2s_of_sigterm() {
-    let child = Process::new(env!("CARGO_BIN_EXE_datpatch"))
-        .arg("run")
-        .arg(projects_dir().join("basics.ron"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let basics = projects_dir().join("basics.ron");
+    let (mut child, rx) = spawn_datpatch([std::ffi::OsStr::new("run"), basics.as_os_str()]);
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !seen.contains("hello from datpatch") {

@@ -3,14 +3,14 @@
 //! callbacks, failed saves, peers that vanish mid-message and SIGTERM with clients connected.
 //! After every attack the server must still answer a normal request.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{KillOnDrop, wait_until};
+use common::{listening_port, spawn_datpatch, wait_until};
 use datpatch::engine::info;
 use datpatch::project::{self, NodeId, load_str};
 use datpatch::runner::Runner;
@@ -1141,33 +1141,8 @@ fn onServerStop(dat) { print("onServerStop ran"); }
 )"####,
     )
     .unwrap();
-    let mut child = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
-            .arg("run")
-            .arg(&file)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let port: u16 = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server never said where it listens");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.rsplit(':').next().unwrap().trim().parse().unwrap();
-        }
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (mut child, rx) = spawn_datpatch([std::ffi::OsStr::new("run"), file.as_os_str()]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], listening_port(&rx)));
     let mut clients: Vec<TcpStream> = (0..5)
         .map(|i| ws_connect(addr, &format!("/c{i}")))
         .collect();

@@ -11,7 +11,10 @@ use datpatch::project::{NodeId, ParValue, load_str};
 use datpatch::runner::Runner;
 
 mod common;
-use common::{HttpAnswer, KillOnDrop, basic, http, parse_answer, raw_request, rt, wait_until};
+use common::{
+    HttpAnswer, basic, http, listening_port, parse_answer, raw_request, rt, spawn_datpatch,
+    wait_until,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -811,33 +814,10 @@ fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
 #[cfg(unix)]
 #[test]
 fn example_project_runs_headless_with_a_port_override() {
-    use std::io::BufRead;
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/webserver_basic.ron");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
-        .args(["run", &project.display().to_string(), "--set", "web.port=0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let port: u16 = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server never said where it listens");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.rsplit(':').next().unwrap().trim().parse().unwrap();
-        }
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (mut child, rx) =
+        spawn_datpatch(["run", &project.display().to_string(), "--set", "web.port=0"]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], listening_port(&rx)));
     let status = http(addr, "GET", "/api/status", &[], b"");
     assert_eq!(status.status, 200);
     let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();

@@ -132,3 +132,41 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts `datpatch <args>`; its stderr arrives line by line on the returned receiver.
+pub fn spawn_datpatch<I, S>(args: I) -> (KillOnDrop, std::sync::mpsc::Receiver<String>)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::BufRead;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// The port from the first "listening on http://host:port" line a headless run prints.
+pub fn listening_port(lines: &std::sync::mpsc::Receiver<String>) -> u16 {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server never said where it listens");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            return rest.rsplit(':').next().unwrap().trim().parse().unwrap();
+        }
+    }
+}
