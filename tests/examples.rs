@@ -65,14 +65,7 @@ fn free_port() -> u16 {
 fn fifo(runner: &Runner, name: &str) -> Vec<Vec<String>> {
     let engine = runner.engine.lock();
     let id = engine.project().node_by_name(name).unwrap().id;
-    let dat = engine.world().dat(id).unwrap();
-    (0..dat.num_rows())
-        .map(|r| {
-            (0..dat.num_cols())
-                .map(|c| dat.cell(r, c).unwrap_or_default())
-                .collect()
-        })
-        .collect()
+    common::dat_cells(engine.world(), id)
 }
 
 fn table(runner: &Runner, name: &str) -> Vec<Vec<String>> {

@@ -10,7 +10,7 @@ use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string
 use datpatch::runner::Runner;
 
 mod common;
-use common::{spawn_datpatch, wait_until};
+use common::{console_text, spawn_datpatch, wait_until};
 
 fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
@@ -48,15 +48,6 @@ fn rows(engine: &Engine, name: &str) -> Vec<Vec<String>> {
         .clone()
         .unwrap()
         .rows
-}
-
-fn console_text(engine: &Engine) -> String {
-    engine
-        .world()
-        .console
-        .lines()
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 #[test]
@@ -121,7 +112,7 @@ fn every_project_file_loads_runs_headless_and_resaves_byte_identical() {
                 "{}: {} has errors:\n{}",
                 path.display(),
                 node.name,
-                console_text(&engine)
+                console_text(engine.world())
             );
         }
         engine.shutdown();
@@ -266,7 +257,7 @@ fn onStart() {
 fn table_dat_api_from_rhai() {
     let (mut engine, _rt) = stepped(load(TABLE_SCRIPT_PROJECT));
     engine.cook_frame();
-    let log = console_text(&engine);
+    let log = console_text(engine.world());
     let r = rows(&engine, "results");
     let expect: Vec<Vec<&str>> = vec![
         vec!["first"],
@@ -309,7 +300,7 @@ fn script_errors_name_their_line_and_the_engine_carries_on() {
 )"#;
     let (mut engine, _rt) = stepped(load(text));
     engine.cook_frame();
-    let log = console_text(&engine);
+    let log = console_text(engine.world());
     let errors =
         |name: &str| info::channel(engine.world(), id_of(&engine, name), "errors").unwrap();
     assert_eq!(errors("broken"), 1.0, "{log}");
@@ -354,7 +345,7 @@ fn runaway_loop_is_stopped_and_reported_while_another_node_keeps_cooking() {
     let engine = runner.engine.lock();
     let runaway = id_of(&engine, "runaway");
     let steady = id_of(&engine, "steady");
-    let log = console_text(&engine);
+    let log = console_text(engine.world());
     assert!(
         info::channel(engine.world(), runaway, "errors").unwrap() >= 5.0,
         "{log}"
@@ -402,7 +393,7 @@ fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
         info::channel(engine.world(), id_of(&engine, "missing"), "errors"),
         Some(1.0)
     );
-    assert!(console_text(&engine).contains("DATPATCH_TEST_NEVER_SET is not set"));
+    assert!(console_text(engine.world()).contains("DATPATCH_TEST_NEVER_SET is not set"));
 }
 
 #[test]
@@ -631,7 +622,7 @@ fn channels_chop_reads_json_rows_from_a_table() {
         info::channel(engine.world(), channels, "warnings"),
         Some(1.0),
         "{}",
-        console_text(&engine)
+        console_text(engine.world())
     );
     engine
         .apply(Command::Pulse {

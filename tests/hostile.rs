@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{listening_port, spawn_datpatch, wait_until};
+use common::{console_text, listening_port, spawn_datpatch, wait_until};
 use datpatch::engine::info;
 use datpatch::project::{self, NodeId, load_str};
 use datpatch::runner::Runner;
@@ -106,13 +106,7 @@ impl Server {
     }
 
     fn console(&self) -> String {
-        let engine = self.runner.engine.lock();
-        engine
-            .world()
-            .console
-            .lines()
-            .map(|l| format!("{l}\n"))
-            .collect()
+        console_text(self.runner.engine.lock().world())
     }
 
     /// A normal request still gets its answer, promptly.

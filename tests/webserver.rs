@@ -12,8 +12,8 @@ use datpatch::runner::Runner;
 
 mod common;
 use common::{
-    HttpAnswer, basic, http, listening_port, parse_answer, raw_request, rt, spawn_datpatch,
-    wait_until,
+    HttpAnswer, basic, console_text, http, listening_port, parse_answer, raw_request, rt,
+    spawn_datpatch, wait_until,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -165,14 +165,7 @@ impl Server {
     }
 
     fn console(&self) -> String {
-        self.runner
-            .engine
-            .lock()
-            .world()
-            .console
-            .lines()
-            .map(|l| format!("{l}\n"))
-            .collect()
+        console_text(self.runner.engine.lock().world())
     }
 
     fn apply(&self, command: Command) {

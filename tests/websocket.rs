@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::console_text;
 use datpatch::engine::{Command, info};
 use datpatch::ops::{self, Badge};
 use datpatch::project::{NodeId, ParValue, Project, load_str};
@@ -128,15 +131,7 @@ fn badge(runner: &Runner) -> Badge {
 }
 
 fn fifo(runner: &Runner) -> Vec<Vec<String>> {
-    let engine = runner.engine.lock();
-    let dat = engine.world().dat(WS).unwrap();
-    (0..dat.num_rows())
-        .map(|r| {
-            (0..dat.num_cols())
-                .map(|c| dat.cell(r, c).unwrap())
-                .collect()
-        })
-        .collect()
+    common::dat_cells(runner.engine.lock().world(), WS)
 }
 
 fn wait_frames(runner: &Runner, frames: u64) {
@@ -147,13 +142,7 @@ fn wait_frames(runner: &Runner, frames: u64) {
 }
 
 fn console(runner: &Runner) -> String {
-    let engine = runner.engine.lock();
-    engine
-        .world()
-        .console
-        .lines()
-        .map(|l| format!("{l}\n"))
-        .collect()
+    console_text(runner.engine.lock().world())
 }
 
 fn set(runner: &Runner, id: NodeId, token: &str, value: ParValue) {

@@ -18,6 +18,26 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The engine's console, one line per line, for assertion messages and `contains` checks.
+pub fn console_text(world: &datpatch::engine::World) -> String {
+    world.console.lines().map(|l| format!("{l}\n")).collect()
+}
+
+/// A DAT's contents (any kind: table, text, received messages) as rows of cells.
+pub fn dat_cells(
+    world: &datpatch::engine::World,
+    id: datpatch::project::NodeId,
+) -> Vec<Vec<String>> {
+    let dat = world.dat(id).unwrap();
+    (0..dat.num_rows())
+        .map(|r| {
+            (0..dat.num_cols())
+                .map(|c| dat.cell(r, c).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
 /// A tokio runtime for test clients.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
