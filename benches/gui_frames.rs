@@ -101,7 +101,7 @@ fn run_phase(harness: &mut egui_kittest::Harness<'_, App>, id: NodeId, seconds: 
     let messages_in = |h: &egui_kittest::Harness<'_, App>| {
         let engine = h.state().runner().engine.clone();
         let engine = engine.lock();
-        datpatch::ops::messages_in(engine.world(), id)
+        engine.world().messages_in(id)
     };
     let frame = Duration::from_secs_f64(1.0 / 60.0);
     let started = Instant::now();

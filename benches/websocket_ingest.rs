@@ -223,9 +223,7 @@ fn dat_flood(callback: bool) -> f64 {
     let done_ns = Arc::new(AtomicU64::new(0));
     let done = done_ns.clone();
     let runner = start_with_waker(&project_text(server.port, callback), move |engine| {
-        if done.load(Ordering::Relaxed) == 0
-            && datpatch::ops::messages_in(engine.world(), WS) >= FLOOD as u64
-        {
+        if done.load(Ordering::Relaxed) == 0 && engine.world().messages_in(WS) >= FLOOD as u64 {
             done.store(now_ns(), Ordering::SeqCst);
         }
     });
@@ -300,7 +298,7 @@ fn dat_latency(callback: bool) -> (f64, f64, f64, f64, u64, usize) {
     let runner = start_with_waker(&project_text(port, callback), move |engine| {
         let now = now_ns();
         let world = engine.world();
-        let total = datpatch::ops::messages_in(world, WS);
+        let total = world.messages_in(WS);
         let mut state = record.lock().unwrap();
         let new = total - state.seen;
         if new == 0 {

@@ -20,6 +20,7 @@ pub mod net;
 pub mod ops;
 pub mod project;
 pub mod runner;
+pub mod schema;
 pub mod script;
 pub mod ui;
 

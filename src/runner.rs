@@ -7,8 +7,20 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::engine::{CookThread, Engine, SharedEngine, Waker, spawn_cook_thread};
+use crate::engine::{
+    CookThread, Engine, EngineParts, EventReceiver, SharedEngine, Waker, spawn_cook_thread,
+};
 use crate::project::Project;
+
+/// An engine for `project` with this build's operators and script host, not yet started (tests
+/// and benchmarks that drive an engine by hand start here).
+pub fn new_engine(project: Project, rt: tokio::runtime::Handle) -> (Engine, EventReceiver) {
+    let parts = EngineParts {
+        operators: crate::ops::registry(),
+        new_scripts: crate::script::new_host,
+    };
+    Engine::new(project, rt, parts)
+}
 
 /// The longest a stop waits for network tasks to finish their closing handshakes.
 const NET_GOODBYE: Duration = Duration::from_millis(1200);
@@ -49,7 +61,7 @@ impl Runner {
             .enable_all()
             .build()
             .map_err(|e| format!("starting the network runtime: {e}"))?;
-        let (mut engine, events) = Engine::new(project, runtime.handle().clone());
+        let (mut engine, events) = new_engine(project, runtime.handle().clone());
         engine.world_mut().base_dir = base_dir.to_path_buf();
         setup(&mut engine)?;
         let engine = Arc::new(Mutex::new(engine));

@@ -5,9 +5,9 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use datpatch::engine::{Command, Engine, info};
-use datpatch::ops::{Input, OpKind};
 use datpatch::project::{self, NodeId, ParValue, Project, load_str, to_ron_string};
 use datpatch::runner::Runner;
+use datpatch::schema::{Input, OpKind};
 
 mod common;
 use common::{console_text, spawn_datpatch, wait_until};
@@ -27,7 +27,7 @@ fn stepped(project: Project) -> (Engine, tokio::runtime::Runtime) {
         .enable_all()
         .build()
         .unwrap();
-    let (engine, _events) = Engine::new(project, rt.handle().clone());
+    let (engine, _events) = datpatch::runner::new_engine(project, rt.handle().clone());
     (engine, rt)
 }
 

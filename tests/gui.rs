@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datpatch::engine::Command;
-use datpatch::ops::{Input, OpKind};
 use datpatch::project::{self, NodeId, ParValue, Project};
 use datpatch::runner::Runner;
+use datpatch::schema::{Input, OpKind};
 use datpatch::ui::{Action, App};
 use egui::accesskit::Role;
 use egui::{Key, Modifiers, Pos2, pos2, vec2};

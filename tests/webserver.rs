@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datpatch::engine::{Command, Engine, info};
+use datpatch::engine::{Command, info};
 use datpatch::project::{NodeId, ParValue, load_str};
 use datpatch::runner::Runner;
 
@@ -750,10 +750,11 @@ fn parameters_restart_only_the_listener_and_stop_runs_on_server_stop() {
 #[test]
 fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
     let rt = rt();
-    let (mut engine, mut events) = Engine::new(Default::default(), rt.handle().clone());
+    let (mut engine, mut events) =
+        datpatch::runner::new_engine(Default::default(), rt.handle().clone());
     let created = engine
         .apply(Command::AddNode {
-            kind: datpatch::ops::OpKind::WebServer,
+            kind: datpatch::schema::OpKind::WebServer,
             name: None,
             pos: (0.0, 0.0),
         })
@@ -772,7 +773,7 @@ fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
     assert_eq!(
         engine
             .project()
-            .input_of(created[0], datpatch::ops::Input::Callbacks),
+            .input_of(created[0], datpatch::schema::Input::Callbacks),
         Some(created[1])
     );
     engine

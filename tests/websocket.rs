@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::console_text;
+use datpatch::engine::Badge;
 use datpatch::engine::{Command, info};
-use datpatch::ops::{self, Badge};
 use datpatch::project::{NodeId, ParValue, Project, load_str};
 use datpatch::runner::Runner;
 use futures_util::{SinkExt, StreamExt};
@@ -127,7 +127,7 @@ fn channel(runner: &Runner, name: &str) -> f64 {
 }
 
 fn badge(runner: &Runner) -> Badge {
-    ops::badge(runner.engine.lock().world(), WS)
+    runner.engine.lock().world().badge(WS)
 }
 
 fn fifo(runner: &Runner) -> Vec<Vec<String>> {
@@ -867,7 +867,7 @@ fn headers_and_subprotocols_reach_the_server_and_header_edits_reconnect() {
     p.wires.push(datpatch::project::Wire {
         from: HEADERS,
         to: WS,
-        input: datpatch::ops::Input::Headers,
+        input: datpatch::schema::Input::Headers,
     });
     let runner = start(p, dir.path());
     let Seen::Open(headers) = server.wait_for("open", |s| matches!(s, Seen::Open(_))) else {

@@ -1,9 +1,9 @@
 //! Edits to the document. The GUI, undo/redo and tests all change the project through
 //! [`Engine::apply`], so every edit goes through one place that keeps the runtime in step.
 
-use super::{Engine, World};
-use crate::ops::{self, Input, OpKind, ParKind};
-use crate::project::{NodeId, ParValue, Project, Settings, Table, View, Wire, validate};
+use super::{Engine, NodeState, World};
+use crate::project::{Node, NodeId, ParValue, Project, Settings, Table, View, Wire, validate};
+use crate::schema::{Input, OpKind, ParKind};
 
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
@@ -72,33 +72,24 @@ pub struct Applied {
     pub created: Vec<NodeId>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CommandError {
+    #[error("no node {0}")]
     NoSuchNode(NodeId),
+    #[error("{0}")]
     Invalid(String),
 }
-
-impl std::fmt::Display for CommandError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommandError::NoSuchNode(id) => write!(f, "no node {id}"),
-            CommandError::Invalid(text) => write!(f, "{text}"),
-        }
-    }
-}
-
-impl std::error::Error for CommandError {}
 
 impl Engine {
     pub fn apply(&mut self, command: Command) -> Result<Applied, CommandError> {
         let mut applied = Applied::default();
         match command {
             Command::AddNode { kind, name, pos } => {
-                applied.created = ops::create(self, kind, name.as_deref(), pos)?;
+                applied.created = self.world_mut().create(kind, name.as_deref(), pos)?;
             }
             Command::RemoveNode { id } => {
                 self.require(id)?;
-                ops::stop(self, id);
+                self.stop_node(id);
                 let world = self.world_mut();
                 world.project.nodes.retain(|n| n.id != id);
                 world.project.wires.retain(|w| w.from != id && w.to != id);
@@ -191,8 +182,12 @@ impl Engine {
             }
             Command::SetDocument(project) => self.set_document(project)?,
             Command::CloseClient { id, client } => {
-                self.require(id)?;
-                ops::webserver::close_client(self.world_mut(), id, &client)
+                let kind = self.require(id)?;
+                let world = self.world_mut();
+                world
+                    .operators
+                    .get(kind)
+                    .close_client(world, id, &client)
                     .map_err(CommandError::Invalid)?;
             }
             Command::SetSettings(settings) => {
@@ -233,7 +228,7 @@ impl Engine {
             let same_kind =
                 project.node(id).map(|n| n.kind) == self.project().node(id).map(|n| n.kind);
             if !same_kind {
-                ops::stop(self, id);
+                self.stop_node(id);
                 self.world_mut().nodes.remove(&id);
                 self.scripts_mut().forget(id);
             }
@@ -267,7 +262,97 @@ impl Engine {
     }
 }
 
+/// The Language parameter of the callbacks DATs created with network operators.
+const SCRIPT_LANGUAGE: &str = "rhai";
+
 impl World {
+    /// Creates a node of `kind` named `name` (or the next free `<stem>N`), with default
+    /// parameters; a network operator comes with its callbacks Text DAT, wired in, as in
+    /// TouchDesigner. Returns the new nodes' ids.
+    fn create(
+        &mut self,
+        kind: OpKind,
+        name: Option<&str>,
+        pos: (f32, f32),
+    ) -> Result<Vec<NodeId>, CommandError> {
+        let name = match name {
+            Some(name) => {
+                if !validate::is_valid_name(name) {
+                    return Err(CommandError::Invalid(format!(
+                        "\"{name}\" is not a valid name"
+                    )));
+                }
+                if self.project.node_by_name(name).is_some() {
+                    return Err(CommandError::Invalid(format!(
+                        "a node named \"{name}\" already exists"
+                    )));
+                }
+                name.to_string()
+            }
+            None => self.project.unique_name(&format!("{}1", kind.name_stem())),
+        };
+        let operator = self.operators.get(kind);
+        let id = self.add_node(kind, name, pos, operator.default_text());
+        let mut created = vec![id];
+        if let Some(template) = operator.callbacks_template() {
+            let text_name = self
+                .project
+                .unique_name(&format!("{}_callbacks", self.node_name(id)));
+            let text_id = self.add_node(
+                OpKind::Text,
+                text_name,
+                (pos.0, pos.1 + 180.0),
+                Some(template),
+            );
+            if let Some(node) = self.project.node_mut(text_id) {
+                node.params
+                    .insert("language".into(), ParValue::Str(SCRIPT_LANGUAGE.into()));
+            }
+            self.project.wires.push(Wire {
+                from: text_id,
+                to: id,
+                input: Input::Callbacks,
+            });
+            self.project.wires.sort();
+            created.push(text_id);
+        }
+        self.revision += 1;
+        Ok(created)
+    }
+
+    fn add_node(
+        &mut self,
+        kind: OpKind,
+        name: String,
+        pos: (f32, f32),
+        text: Option<&str>,
+    ) -> NodeId {
+        let id = self.project.next_id();
+        self.project.nodes.push(Node {
+            id,
+            name,
+            kind,
+            pos,
+            params: kind
+                .params()
+                .iter()
+                .filter_map(|d| Some((d.token.to_string(), d.default_value()?)))
+                .collect(),
+            text: kind
+                .has_text()
+                .then(|| text.unwrap_or_default().to_string()),
+            table: kind.has_table().then(Default::default),
+        });
+        self.nodes.insert(
+            id,
+            NodeState {
+                needs_reconcile: true,
+                ..NodeState::default()
+            },
+        );
+        id
+    }
+
     fn require(&self, id: NodeId) -> Result<OpKind, CommandError> {
         self.project
             .node(id)

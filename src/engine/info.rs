@@ -52,7 +52,9 @@ pub fn channels(world: &World, id: NodeId) -> Vec<(&'static str, f64)> {
         out.push(("num_rows", dat.num_rows() as f64));
         out.push(("num_cols", dat.num_cols() as f64));
     }
-    crate::ops::extra_info(world, id, &mut out);
+    if let Some(node) = world.project.node(id) {
+        world.operators.get(node.kind).info(world, id, &mut out);
+    }
     out
 }
 

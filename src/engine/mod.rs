@@ -4,23 +4,27 @@
 mod command;
 pub mod console;
 mod cook_thread;
+pub mod fifo_table;
 pub mod info;
+mod operator;
+mod scripts;
+mod value;
 mod world;
 
 pub use command::{Applied, Command, CommandError};
 pub use console::{ConsoleLine, Level};
 pub use cook_thread::{CookThread, SharedEngine, Waker, spawn_cook_thread};
-pub use world::{DatRef, NodeError, NodeState, OpRuntime, World, resolve_env};
+pub use operator::{Badge, OpState, Operator, Registry, ScriptMethod};
+pub use scripts::{ScriptError, ScriptHost, ScriptOutcome};
+pub use value::Value;
+pub use world::{DatRef, NodeError, NodeState, World, resolve_env};
 
 use std::time::{Duration, Instant};
 
-use rhai::Dynamic;
 use tokio::sync::mpsc;
 
 use crate::net::{EVENT_QUEUE_CAPACITY, NetEvent};
-use crate::ops;
 use crate::project::{NodeId, Project};
-use crate::script::{CallError, ScriptHost};
 
 /// Milliseconds since the Unix epoch, as scripts' `time_ms()` and console lines use.
 pub fn unix_time_ms() -> i64 {
@@ -44,15 +48,27 @@ pub struct NetContext {
 pub enum CallOutcome {
     /// No callbacks DAT, or it does not define the function: nothing ran.
     Missing,
-    Done(Dynamic),
+    Done(Value),
     /// The script failed; the error is already reported on the node.
     Failed(String),
 }
 
+/// What an engine is built from besides its project: the layers above it (`ops/` and
+/// `script/`), handed in by `runner` so that the engine never names them.
+pub struct EngineParts {
+    pub operators: Registry,
+    /// Makes a script host for a project's script settings (a new one per opened project).
+    pub new_scripts: NewScriptHost,
+}
+
+/// Makes a script host (`script/`'s) for a project's script settings and operators.
+pub type NewScriptHost = fn(&crate::project::ScriptLimits, Registry) -> Box<dyn ScriptHost>;
+
 pub struct Engine {
     /// Boxed so that lending it to a script callback moves a pointer, not the whole world.
     world: Box<World>,
-    scripts: ScriptHost,
+    scripts: Box<dyn ScriptHost>,
+    new_scripts: NewScriptHost,
     net: NetContext,
     started: bool,
     frame_start: Instant,
@@ -60,11 +76,16 @@ pub struct Engine {
 
 impl Engine {
     /// A stopped engine for `project`; network tasks it starts report on the returned receiver.
-    pub fn new(project: Project, rt: tokio::runtime::Handle) -> (Engine, EventReceiver) {
+    pub fn new(
+        project: Project,
+        rt: tokio::runtime::Handle,
+        parts: EngineParts,
+    ) -> (Engine, EventReceiver) {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
-        let scripts = ScriptHost::new(&project.settings.script);
+        let scripts = (parts.new_scripts)(&project.settings.script, parts.operators);
         let mut world = Box::new(World {
             project,
+            operators: parts.operators,
             ..World::default()
         });
         for node in &world.project.nodes {
@@ -73,6 +94,7 @@ impl Engine {
         let engine = Engine {
             world,
             scripts,
+            new_scripts: parts.new_scripts,
             net: NetContext { rt, events },
             started: false,
             frame_start: Instant::now(),
@@ -122,7 +144,7 @@ impl Engine {
     /// Stops every operator (onExit, onServerStop run; sockets close).
     pub fn shutdown(&mut self) {
         for id in self.node_ids() {
-            ops::stop(self, id);
+            self.stop_node(id);
         }
         self.started = false;
     }
@@ -132,10 +154,11 @@ impl Engine {
         let was_started = self.started;
         self.shutdown();
         let console = std::mem::take(&mut self.world.console);
-        self.scripts = ScriptHost::new(&project.settings.script);
+        self.scripts = (self.new_scripts)(&project.settings.script, self.world.operators);
         *self.world = World {
             project,
             console,
+            operators: self.world.operators,
             ..World::default()
         };
         for node in &self.world.project.nodes {
@@ -150,6 +173,19 @@ impl Engine {
         self.world.project.nodes.iter().map(|n| n.id).collect()
     }
 
+    /// The operator that implements node `id`'s kind.
+    fn operator(&self, id: NodeId) -> Option<&'static dyn Operator> {
+        let kind = self.world.project.node(id)?.kind;
+        Some(self.world.operators.get(kind))
+    }
+
+    /// Stops the node's runtime: the project closes or the node is deleted.
+    pub(crate) fn stop_node(&mut self, id: NodeId) {
+        if let Some(op) = self.operator(id) {
+            op.stop(self, id);
+        }
+    }
+
     /// One frame: apply parameter changes and pulses, then cook every operator that has work.
     pub fn cook_frame(&mut self) {
         if !self.started {
@@ -160,10 +196,14 @@ impl Engine {
         let ids = self.node_ids();
         self.reconcile_pending(&ids);
         for &id in &ids {
-            self.timed(id, |engine| ops::cook(engine, id));
+            if let Some(op) = self.operator(id) {
+                self.timed(id, |engine| op.cook(engine, id));
+            }
         }
         for &id in &ids {
-            self.timed(id, |engine| ops::frame_end(engine, id));
+            if let Some(op) = self.operator(id) {
+                self.timed(id, |engine| op.frame_end(engine, id));
+            }
         }
     }
 
@@ -172,15 +212,19 @@ impl Engine {
             let state = self.world.state_mut(id);
             let reconcile = std::mem::take(&mut state.needs_reconcile);
             let pulses = std::mem::take(&mut state.pulses);
+            let Some(op) = self.operator(id) else {
+                continue;
+            };
             if reconcile {
+                let first = !std::mem::replace(&mut self.world.state_mut(id).initialized, true);
                 self.timed(id, |engine| {
-                    ops::reconcile(engine, id);
+                    op.reconcile(engine, id, first);
                     true
                 });
             }
             for token in pulses {
                 self.timed(id, |engine| {
-                    ops::pulse(engine, id, &token);
+                    op.pulse(engine, id, &token);
                     true
                 });
             }
@@ -190,11 +234,11 @@ impl Engine {
     /// Handles one network event as soon as it arrives (not held to the next frame).
     pub fn handle_event(&mut self, event: NetEvent) {
         let id = event.node;
-        if self.world.project.node(id).is_none() {
+        let Some(op) = self.operator(id) else {
             return;
-        }
+        };
         self.timed(id, |engine| {
-            ops::handle_event(engine, event);
+            op.handle_event(engine, id, event.run, event.kind);
             true
         });
     }
@@ -217,42 +261,29 @@ impl Engine {
 
     /// Runs callback `func` of `owner`'s callbacks DAT. Errors are reported on `owner` (counted in its
     /// `errors` channel, logged with the line) and marked on the Text DAT; the engine carries on.
-    pub fn call(&mut self, owner: NodeId, func: &str, args: Vec<Dynamic>) -> CallOutcome {
+    pub fn call(&mut self, owner: NodeId, func: &str, args: Vec<Value>) -> CallOutcome {
         let Some(text_node) = self.world.callbacks_node(owner) else {
             return CallOutcome::Missing;
         };
-        let Some(text) = self
-            .world
-            .project
-            .node(text_node)
-            .and_then(|n| n.text.as_deref())
-        else {
-            return CallOutcome::Missing;
-        };
-        let compiled = match self.scripts.compile(text_node, text) {
-            Ok(compiled) => compiled,
-            Err((error, first_report)) => {
-                if first_report {
-                    self.report_script_error(
-                        owner,
-                        text_node,
-                        &format!("compiling {}", self.world.node_name(text_node)),
-                        &error,
-                    );
-                }
-                return CallOutcome::Failed(error.message);
-            }
-        };
-        if !compiled.defines(func, args.len()) {
-            return CallOutcome::Missing;
-        }
         match self
             .scripts
-            .call(&mut self.world, owner, &compiled, func, args)
+            .call(&mut self.world, owner, text_node, func, args)
         {
-            Ok(value) => CallOutcome::Done(value),
-            Err(error) => {
-                self.report_script_error(owner, text_node, func, &error);
+            ScriptOutcome::Missing => CallOutcome::Missing,
+            ScriptOutcome::Done(value) => CallOutcome::Done(value),
+            ScriptOutcome::Failed {
+                error,
+                compiling,
+                first_report,
+            } => {
+                if first_report {
+                    let context = if compiling {
+                        format!("compiling {}", self.world.node_name(text_node))
+                    } else {
+                        func.to_string()
+                    };
+                    self.report_script_error(owner, text_node, &context, &error);
+                }
                 CallOutcome::Failed(error.message)
             }
         }
@@ -263,7 +294,7 @@ impl Engine {
         owner: NodeId,
         text_node: NodeId,
         context: &str,
-        error: &CallError,
+        error: &ScriptError,
     ) {
         let node_error = NodeError {
             text: format!("{context}: {}", error.message),
@@ -275,7 +306,7 @@ impl Engine {
         self.world.report_error(owner, node_error);
     }
 
-    pub(crate) fn scripts_mut(&mut self) -> &mut ScriptHost {
-        &mut self.scripts
+    pub(crate) fn scripts_mut(&mut self) -> &mut dyn ScriptHost {
+        self.scripts.as_mut()
     }
 }

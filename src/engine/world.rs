@@ -3,10 +3,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use std::any::Any;
+
 use super::console::{Console, Level};
+use super::fifo_table::FifoTable;
 use super::info::CookInfo;
-use crate::ops::{OpKind, ParKind, fifo_table::FifoTable};
+use super::operator::{Badge, OpState, Registry};
+use super::value::Value;
 use crate::project::{NodeId, ParValue, Project, Table};
+use crate::schema::{Input, OpKind, ParKind};
 
 /// The running project. The engine owns it; during a callback it is lent to the script host.
 #[derive(Debug)]
@@ -21,6 +26,8 @@ pub struct World {
     pub revision: u64,
     /// Folder that relative file parameters are read from: the project file's folder.
     pub base_dir: std::path::PathBuf,
+    /// Each kind's operator: how a node cooks, what it shows, which script methods it has.
+    pub operators: Registry,
 }
 
 impl Default for World {
@@ -33,6 +40,7 @@ impl Default for World {
             started: Instant::now(),
             revision: 0,
             base_dir: std::path::PathBuf::from("."),
+            operators: Registry::default(),
         }
     }
 }
@@ -60,7 +68,7 @@ pub struct NodeState {
     /// On a Text DAT: the last error its script raised, for the editor to mark.
     pub script_error: Option<NodeError>,
     /// Values kept between callbacks by `store`/`fetch`.
-    pub store: rhai::Map,
+    pub store: HashMap<String, Value>,
     /// Increases when the node's table or text changes.
     pub content_rev: u64,
     /// Parameters changed since the runtime last reconciled.
@@ -69,19 +77,9 @@ pub struct NodeState {
     pub initialized: bool,
     /// Pulses fired (from the GUI or scripts), handled at the next frame.
     pub pulses: Vec<String>,
-    pub runtime: OpRuntime,
-}
-
-/// Per-kind runtime; one variant per operator that needs more than [`NodeState`].
-#[derive(Debug, Default)]
-pub enum OpRuntime {
-    #[default]
-    None,
-    Execute(crate::ops::execute::Runtime),
-    Table(crate::ops::table::Runtime),
-    WebServer(crate::ops::webserver::Runtime),
-    WebSocket(crate::ops::websocket::Runtime),
-    Channels(crate::ops::channels::Runtime),
+    /// The operator's own state (a server handle, a received-messages table), of the type its
+    /// `ops/` folder defines; reached through [`World::runtime`] and [`World::runtime_mut`].
+    pub runtime: Option<Box<dyn OpState>>,
 }
 
 /// Read access to a DAT's contents, whatever kind of DAT it is.
@@ -219,11 +217,45 @@ impl World {
         if let Some(text) = &node.text {
             return Some(DatRef::Text(text));
         }
-        match self.state(id).map(|s| &s.runtime) {
-            Some(OpRuntime::WebSocket(rt)) => Some(DatRef::Fifo(rt.table())),
-            Some(OpRuntime::Channels(rt)) => Some(DatRef::Table(rt.output())),
-            _ => None,
+        self.operators.get(node.kind).dat(self, id)
+    }
+
+    /// The node's runtime state, if it has one of type `T`.
+    pub fn runtime<T: OpState>(&self, id: NodeId) -> Option<&T> {
+        let state: &dyn Any = self.nodes.get(&id)?.runtime.as_deref()?;
+        state.downcast_ref()
+    }
+
+    /// The node's runtime state of type `T`, made with `T::default()` when it has none yet.
+    pub fn runtime_mut<T: OpState + Default>(&mut self, id: NodeId) -> &mut T {
+        let slot = &mut self.state_mut(id).runtime;
+        let is_t = slot.as_deref().is_some_and(|s| (s as &dyn Any).is::<T>());
+        if !is_t {
+            *slot = Some(Box::new(T::default()));
         }
+        let state: Option<&mut dyn Any> = slot.as_deref_mut().map(|s| s as &mut dyn Any);
+        match state.and_then(|s| s.downcast_mut::<T>()) {
+            Some(state) => state,
+            None => unreachable!("a T was stored just above"),
+        }
+    }
+
+    /// What the node's state badge shows.
+    pub fn badge(&self, id: NodeId) -> Badge {
+        let Some(node) = self.project.node(id) else {
+            return Badge::Idle;
+        };
+        if self.state(id).is_some_and(|s| s.status_error.is_some()) {
+            return Badge::Error;
+        }
+        self.operators.get(node.kind).badge(self, id)
+    }
+
+    /// Messages the node has received so far (the GUI derives the message rate from it).
+    pub fn messages_in(&self, id: NodeId) -> u64 {
+        self.project
+            .node(id)
+            .map_or(0, |n| self.operators.get(n.kind).messages_in(self, id))
     }
 
     /// The stored (unresolved) value of a parameter.
@@ -289,7 +321,7 @@ impl World {
     pub fn callbacks_node(&self, id: NodeId) -> Option<NodeId> {
         match self.project.node(id)?.kind {
             OpKind::Execute => Some(id),
-            _ => self.project.input_of(id, crate::ops::Input::Callbacks),
+            _ => self.project.input_of(id, Input::Callbacks),
         }
     }
 

@@ -30,13 +30,30 @@ pub enum NetEventKind {
     Client(client::ClientEvent),
 }
 
+/// Text shared without copying between the network task, the received-messages table and the
+/// scripts (a reference-counted UTF-8 buffer; cloning it is cheap).
+pub type SharedStr = tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Raw bytes as space-separated lowercase hex pairs (`68 69`).
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// A WebSocket data or control message, either direction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsMessage {
     /// Shared with the scripts and the received-messages table, so a text message is copied
-    /// once, on the network thread, however many places hold it; outgoing, it is copied into
-    /// the frame by the connection's task ([`WsMessage::into_frame`]), not the cook thread.
-    Text(rhai::ImmutableString),
+    /// once, on the network thread (out of tungstenite's read buffer, which a kept slice would
+    /// pin), however many places hold it; outgoing, the frame takes the same buffer.
+    Text(SharedStr),
     Binary(bytes::Bytes),
     Ping(bytes::Bytes),
     Pong(bytes::Bytes),
@@ -57,10 +74,19 @@ impl WsMessage {
     pub fn into_frame(self) -> tokio_tungstenite::tungstenite::Message {
         use tokio_tungstenite::tungstenite::Message;
         match self {
-            WsMessage::Text(text) => Message::text(text.as_str()),
+            WsMessage::Text(text) => Message::Text(text),
             WsMessage::Binary(data) => Message::Binary(data),
             WsMessage::Ping(data) => Message::Ping(data),
             WsMessage::Pong(data) => Message::Pong(data),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_spaced_pairs() {
+        assert_eq!(super::hex_bytes(b"hi\n"), "68 69 0a");
+        assert_eq!(super::hex_bytes(b""), "");
     }
 }

@@ -120,7 +120,7 @@ pub fn payload_text(frame: &Frame) -> String {
         return text.to_string();
     }
     let shown = &frame.payload[..frame.payload.len().min(MAX_HEX_BYTES)];
-    let mut hex = crate::ops::fifo_table::hex_bytes(shown);
+    let mut hex = super::hex_bytes(shown);
     if frame.payload.len() > MAX_HEX_BYTES {
         hex.push_str(&format!(" … ({} bytes)", frame.payload.len()));
     }

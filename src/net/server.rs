@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::files::{self, FileSettings, UploadError};
-use super::{NetEvent, NetEventKind, WsMessage};
+use super::{NetEvent, NetEventKind, SharedStr, WsMessage};
 use crate::project::NodeId;
 
 /// Messages queued for one WebSocket client before it counts as too slow and is dropped.
@@ -91,8 +91,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     /// Both ends as `ip:port`, the form scripts see (made once per connection).
-    pub client_addr: rhai::ImmutableString,
-    pub server_addr: rhai::ImmutableString,
+    pub client_addr: SharedStr,
+    pub server_addr: SharedStr,
     /// Where an upload's body was saved (its `body` is then empty).
     pub saved_path: Option<std::path::PathBuf>,
 }
@@ -514,8 +514,8 @@ fn to_hyper(response: HttpResponse) -> Response<Body> {
 /// A connection's two ends; their text forms, which every request carries, are made once.
 struct Ends {
     peer: SocketAddr,
-    peer_text: rhai::ImmutableString,
-    local_text: rhai::ImmutableString,
+    peer_text: SharedStr,
+    local_text: SharedStr,
 }
 
 fn request_info(req: &http::request::Parts, body: Bytes, ends: &Ends) -> HttpRequest {

@@ -105,7 +105,7 @@ pub fn to_ron_string(project: &Project) -> Result<String, ron::Error> {
     let mirrors: Vec<_> = sorted
         .wires
         .iter()
-        .filter(|w| w.input == crate::ops::Input::Source)
+        .filter(|w| w.input == crate::schema::Input::Source)
         .map(|w| w.to)
         .collect();
     // Like TouchDesigner, files record only the parameters that differ from their defaults.

@@ -12,7 +12,8 @@ pub use validate::{ValidationError, check_value, is_valid_name as validate_name}
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::ops::{Input, OpKind};
+pub use crate::schema::ParValue;
+use crate::schema::{Input, OpKind};
 
 /// The file format version written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -125,38 +126,6 @@ pub struct Node {
     /// Contents of Table DATs.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "inline_some")]
     pub table: Option<Table>,
-}
-
-/// A parameter value as written in the file (`9980`, `true`, `"localhost"`, `0.5`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(untagged)]
-pub enum ParValue {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-impl ParValue {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ParValue::Bool(_) => "a toggle",
-            ParValue::Int(_) => "an integer",
-            ParValue::Float(_) => "a number",
-            ParValue::Str(_) => "a string",
-        }
-    }
-}
-
-impl std::fmt::Display for ParValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ParValue::Bool(b) => write!(f, "{b}"),
-            ParValue::Int(i) => write!(f, "{i}"),
-            ParValue::Float(x) => write!(f, "{x}"),
-            ParValue::Str(s) => write!(f, "{s}"),
-        }
-    }
 }
 
 /// A wire from one node's output into another node's typed input pin.

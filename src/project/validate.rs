@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::locate::{Location, line_col};
 use super::{ParValue, Project, Table};
-use crate::ops::{ParDef, ParKind};
+use crate::schema::{ParDef, ParKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationError {

@@ -5,9 +5,10 @@ use base64::Engine as _;
 use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString, Position};
 
 use super::context::with_world;
-use crate::engine::{DatRef, Level, World};
-use crate::ops::ParKind;
+use super::convert::{to_dynamic, to_value};
+use crate::engine::{DatRef, Level, Registry, World};
 use crate::project::{NodeId, ParValue};
+use crate::schema::ParKind;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -62,15 +63,6 @@ pub(crate) fn to_cell(value: &Dynamic) -> String {
         return String::from_utf8_lossy(&b).into_owned();
     }
     value.to_string()
-}
-
-/// A value as message text: a string is shared rather than copied (a broadcast to many clients
-/// holds one copy), anything else is written out as [`to_cell`] does.
-pub(crate) fn to_text(value: &Dynamic) -> ImmutableString {
-    match value.read_lock::<ImmutableString>() {
-        Some(s) => s.clone(),
-        None => to_cell(value).into(),
-    }
 }
 
 fn to_row(values: Array) -> Vec<String> {
@@ -169,7 +161,7 @@ fn write_par(world: &mut World, id: NodeId, token: &str, value: &Dynamic) -> Res
     world.set_param(id, token, value).map_err(|e| e.to_string())
 }
 
-pub fn register(engine: &mut rhai::Engine) {
+pub fn register(engine: &mut rhai::Engine, operators: Registry) {
     engine
         .register_type_with_name::<OpHandle>("OP")
         .register_type_with_name::<ParHandle>("Par")
@@ -223,7 +215,91 @@ pub fn register(engine: &mut rhai::Engine) {
     register_op(engine);
     register_tables(engine);
     register_helpers(engine);
-    crate::ops::register_script_api(engine);
+    register_operator_methods(engine, operators);
+}
+
+/// Each operator's script methods, registered by name for every number of arguments they take;
+/// a call finds the method of the operator it is made on.
+fn register_operator_methods(engine: &mut rhai::Engine, operators: Registry) {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for method in operators.all_script_methods() {
+        let name = method.name;
+        if method.property {
+            if !seen.contains(&(name, usize::MAX)) {
+                seen.push((name, usize::MAX));
+                engine.register_get(name, move |op: &mut OpHandle| {
+                    call_method(op, name, Vec::new())
+                });
+            }
+            continue;
+        }
+        for arity in method.required..=method.params.len() {
+            if seen.contains(&(name, arity)) {
+                continue;
+            }
+            seen.push((name, arity));
+            match arity {
+                0 => {
+                    engine.register_fn(name, move |op: &mut OpHandle| {
+                        call_method(op, name, Vec::new())
+                    });
+                }
+                1 => {
+                    engine.register_fn(name, move |op: &mut OpHandle, a: Dynamic| {
+                        call_method(op, name, vec![a])
+                    });
+                }
+                2 => {
+                    engine.register_fn(name, move |op: &mut OpHandle, a: Dynamic, b: Dynamic| {
+                        call_method(op, name, vec![a, b])
+                    });
+                }
+                3 => {
+                    engine.register_fn(
+                        name,
+                        move |op: &mut OpHandle, a: Dynamic, b: Dynamic, c: Dynamic| {
+                            call_method(op, name, vec![a, b, c])
+                        },
+                    );
+                }
+                _ => {
+                    engine.register_fn(
+                        name,
+                        move |op: &mut OpHandle, a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+                            call_method(op, name, vec![a, b, c, d])
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Calls operator method `name` on `op` with plain values, checking it is one of its methods.
+fn call_method(op: &OpHandle, name: &str, args: Vec<Dynamic>) -> RhaiResult<Dynamic> {
+    with_op(op, |world, id| {
+        let kind = world
+            .project
+            .node(id)
+            .map(|n| n.kind)
+            .ok_or("operator vanished")?;
+        let method = world.operators.script_method(kind, name).ok_or_else(|| {
+            format!(
+                "{name}: \"{}\" is a {}, which has no {name}",
+                world.node_name(id),
+                kind.label()
+            )
+        })?;
+        let args: Vec<_> = args.iter().map(to_value).collect();
+        if args.len() < method.required || args.len() > method.params.len() {
+            return Err(format!(
+                "{name} takes {} arguments, not {}",
+                method.params.len(),
+                args.len()
+            ));
+        }
+        (method.call)(world, id, &args).map(to_dynamic)
+    })
 }
 
 fn register_op(engine: &mut rhai::Engine) {
@@ -273,7 +349,7 @@ fn register_op(engine: &mut rhai::Engine) {
         "store",
         |op: &mut OpHandle, key: &str, value: Dynamic| -> RhaiResult<Dynamic> {
             with_op(op, |w, id| {
-                w.state_mut(id).store.insert(key.into(), value.clone());
+                w.state_mut(id).store.insert(key.into(), to_value(&value));
                 Ok(value)
             })
         },
@@ -285,7 +361,7 @@ fn register_op(engine: &mut rhai::Engine) {
                 Ok(w.state(id)
                     .and_then(|s| s.store.get(key))
                     .cloned()
-                    .unwrap_or(default))
+                    .map_or(default, to_dynamic))
             })
         },
     );

@@ -3,27 +3,19 @@
 
 mod api;
 mod context;
+mod convert;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, Scope};
 
-use crate::engine::World;
+use crate::engine::{Registry, ScriptError, ScriptOutcome, Value, World};
 use crate::project::{NodeId, ScriptLimits};
 
 pub use api::OpHandle;
-#[allow(unused_imports)] // used by the operator files' script methods
-pub(crate) use api::{to_cell, to_text, with_op};
-#[allow(unused_imports)]
-pub(crate) use context::with_world;
 
-/// A failed compile or call, with the script line when known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallError {
-    pub message: String,
-    pub line: Option<usize>,
-}
+type CallError = ScriptError;
 
 /// A compiled callbacks text and the functions it defines.
 pub struct Compiled {
@@ -48,18 +40,72 @@ struct CacheEntry {
     result: Result<Arc<Compiled>, CallError>,
 }
 
-pub struct ScriptHost {
+pub struct RhaiHost {
     engine: rhai::Engine,
     /// By Text DAT: its last compiled text.
     cache: HashMap<NodeId, CacheEntry>,
 }
 
-impl ScriptHost {
-    pub fn new(limits: &ScriptLimits) -> Self {
+/// The script host the engine runs callbacks with (`EngineParts::new_scripts`).
+pub fn new_host(limits: &ScriptLimits, operators: Registry) -> Box<dyn crate::engine::ScriptHost> {
+    Box::new(RhaiHost::new(limits, operators))
+}
+
+impl crate::engine::ScriptHost for RhaiHost {
+    fn call(
+        &mut self,
+        world: &mut Box<World>,
+        owner: NodeId,
+        text_node: NodeId,
+        func: &str,
+        args: Vec<Value>,
+    ) -> ScriptOutcome {
+        let Some(text) = world
+            .project
+            .node(text_node)
+            .and_then(|n| n.text.as_deref())
+        else {
+            return ScriptOutcome::Missing;
+        };
+        let compiled = match self.compile(text_node, text) {
+            Ok(compiled) => compiled,
+            Err((error, first_report)) => {
+                return ScriptOutcome::Failed {
+                    error,
+                    compiling: true,
+                    first_report,
+                };
+            }
+        };
+        if !compiled.defines(func, args.len()) {
+            return ScriptOutcome::Missing;
+        }
+        let args = args.into_iter().map(convert::to_dynamic).collect();
+        match self.call_compiled(world, owner, &compiled, func, args) {
+            Ok(value) => ScriptOutcome::Done(convert::to_value(&value)),
+            Err(error) => ScriptOutcome::Failed {
+                error,
+                compiling: false,
+                first_report: true,
+            },
+        }
+    }
+
+    fn forget(&mut self, text_node: NodeId) {
+        self.cache.remove(&text_node);
+    }
+
+    fn set_limits(&mut self, limits: &ScriptLimits) {
+        RhaiHost::set_limits(self, limits);
+    }
+}
+
+impl RhaiHost {
+    pub fn new(limits: &ScriptLimits, operators: Registry) -> Self {
         let mut engine = rhai::Engine::new();
         // `import` would read files; scripts get no file access.
         engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-        api::register(&mut engine);
+        api::register(&mut engine, operators);
         let mut host = Self {
             engine,
             cache: HashMap::new(),
@@ -118,12 +164,8 @@ impl ScriptHost {
         result.map_err(|e| (e, true))
     }
 
-    pub fn forget(&mut self, text_node: NodeId) {
-        self.cache.remove(&text_node);
-    }
-
     /// Calls `func` with `world` lent to the API for the duration of the call.
-    pub fn call(
+    fn call_compiled(
         &self,
         world: &mut Box<World>,
         owner: NodeId,
@@ -242,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_panic_inside_a_call_is_an_error_and_the_world_comes_back() {
-        let mut host = ScriptHost::new(&ScriptLimits::default());
+        let mut host = RhaiHost::new(&ScriptLimits::default(), Registry::default());
         host.engine.register_fn("boom", || -> rhai::INT {
             panic!("boom from a registered function")
         });
@@ -250,7 +292,7 @@ mod tests {
         world.project.settings.cook_rate_hz = 12.5;
         let compiled = host.compile(NodeId(7), "fn explode() { boom() }").unwrap();
         let error = host
-            .call(&mut world, NodeId(7), &compiled, "explode", Vec::new())
+            .call_compiled(&mut world, NodeId(7), &compiled, "explode", Vec::new())
             .unwrap_err();
         assert!(
             error.message.contains("panicked") && error.message.contains("boom from"),
@@ -263,7 +305,7 @@ mod tests {
         // The host goes on serving calls.
         let compiled = host.compile(NodeId(8), "fn fine() { 41 + 1 }").unwrap();
         let value = host
-            .call(&mut world, NodeId(8), &compiled, "fine", Vec::new())
+            .call_compiled(&mut world, NodeId(8), &compiled, "fine", Vec::new())
             .unwrap();
         assert_eq!(value.as_int(), Ok(42));
         assert!(host.eval(&mut world, NodeId(8), "boom()").is_err());

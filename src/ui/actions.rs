@@ -11,8 +11,8 @@ use super::App;
 use super::document::{Choice, Pending};
 use super::undo::Merge;
 use crate::engine::Command;
-use crate::ops::OpKind;
 use crate::project::{Node, NodeId, ParValue, Project, Wire};
+use crate::schema::OpKind;
 
 /// One thing to do at the end of the frame.
 #[must_use]

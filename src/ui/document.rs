@@ -8,8 +8,8 @@ use super::actions::Action;
 use super::undo::Undo;
 use super::{App, Selection};
 use crate::engine::Command;
-use crate::ops::OpKind;
 use crate::project::{self, LoadError, Project};
+use crate::schema::OpKind;
 
 /// Recent files remembered.
 const MAX_RECENT: usize = 10;

@@ -20,9 +20,10 @@ use super::Selection;
 use super::actions::Action;
 use super::rates::{Rates, format_rate};
 use super::undo::Merge;
+use crate::engine::Badge;
 use crate::engine::{Command, DatRef, World};
-use crate::ops::{self, Badge, Input, OpKind};
 use crate::project::{NodeId, View, Wire};
+use crate::schema::{Input, OpKind};
 
 const GRAPH_ID: &str = "datpatch-graph";
 /// Rows and columns a node previews of its table or text.
@@ -618,7 +619,7 @@ impl Viewer<'_> {
         let world = self.world;
         let state = world.state(node.id);
         let errors = state.map_or(0, |s| s.errors);
-        let badge = ops::badge(world, node.id);
+        let badge = world.badge(node.id);
         let network = matches!(node.kind, OpKind::WebServer | OpKind::WebSocket);
         ui.horizontal_wrapped(|ui| {
             if network || badge == Badge::Error {

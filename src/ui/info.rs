@@ -7,8 +7,9 @@ use super::actions::Action;
 use super::graph::badge_ui;
 use super::rates::{Rates, format_rate};
 use crate::engine::{Command, World, info};
-use crate::ops::{self, OpKind, webserver};
+use crate::ops::webserver;
 use crate::project::NodeId;
+use crate::schema::OpKind;
 
 /// The Channels CHOP plot's state: the channels shown, and what was on screen when paused.
 #[derive(Default, Debug)]
@@ -33,7 +34,7 @@ pub fn show(
     ui.horizontal(|ui| {
         ui.strong(format!("Info: {}", node.name));
         if matches!(node.kind, OpKind::WebServer | OpKind::WebSocket) {
-            let badge = ops::badge(world, id);
+            let badge = world.badge(id);
             badge_ui(ui, badge, RichText::new(badge.label()));
         }
     });

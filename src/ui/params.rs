@@ -10,8 +10,8 @@ use egui::{RichText, Ui};
 use super::actions::Action;
 use super::undo::Merge;
 use crate::engine::{Command, World};
-use crate::ops::{Input, OpKind, ParDef, ParKind};
 use crate::project::{NodeId, ParValue};
+use crate::schema::{Input, OpKind, ParDef, ParKind};
 
 #[derive(Default)]
 pub struct ParamsState {

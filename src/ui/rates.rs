@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::engine::World;
-use crate::ops::{self, OpKind};
 use crate::project::NodeId;
+use crate::schema::OpKind;
 
 /// How often a rate is computed; shorter makes a jumpy number.
 const SAMPLE_PERIOD: Duration = Duration::from_millis(500);
@@ -38,7 +38,7 @@ impl Rates {
             if !matches!(node.kind, OpKind::WebServer | OpKind::WebSocket) {
                 continue;
             }
-            let count = ops::messages_in(world, node.id);
+            let count = world.messages_in(node.id);
             let meter = self.meters.entry(node.id).or_insert_with(|| Meter {
                 last_count: count,
                 last_time: now,

@@ -8,8 +8,8 @@ use egui_extras::{Column, TableBuilder, TableRow};
 use super::actions::Action;
 use super::graph::table_cell;
 use crate::engine::{Command, DatRef, World};
-use crate::ops::Input;
 use crate::project::{NodeId, Table};
+use crate::schema::Input;
 
 /// Columns drawn at most: egui lays out every column of a visible row.
 const MAX_COLS: usize = 256;

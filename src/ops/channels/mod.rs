@@ -4,82 +4,34 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rhai::{Array, Dynamic};
-
-use super::{Input, ParDef, ParKind};
-use crate::engine::{DatRef, Engine, OpRuntime, World};
+use crate::engine::{DatRef, Engine, Operator, ScriptMethod, Value, World};
 use crate::project::{NodeId, Table};
-use crate::script::{OpHandle, with_op};
 
-pub const PAGE: &str = "Channels";
+pub struct Channels;
 
-pub const PARAMS: &[ParDef] = &[
-    ParDef {
-        token: "active",
-        label: "Active",
-        page: PAGE,
-        kind: ParKind::Toggle(true),
-        help: "While off, new messages are not read.",
-    },
-    ParDef {
-        token: "source",
-        label: "Source DAT",
-        page: PAGE,
-        kind: ParKind::Op(Input::Source),
-        help: "The DAT whose rows hold JSON messages (same as wiring it into the input).",
-    },
-    ParDef {
-        token: "column",
-        label: "JSON Column",
-        page: PAGE,
-        kind: ParKind::Str("message"),
-        help: "Column holding the JSON: a heading name or a number (0 is the first column).",
-    },
-    ParDef {
-        token: "pointer",
-        label: "JSON Pointer",
-        page: PAGE,
-        kind: ParKind::Str(""),
-        help: "Where the values sit inside each message, e.g. /d (blank: the whole message).",
-    },
-    ParDef {
-        token: "key",
-        label: "Key",
-        page: PAGE,
-        kind: ParKind::Str(""),
-        help: "Names the source of each message: a JSON pointer (/ch) or a column name. \
-               `sensors/temp` + `temperature` gives the channel `sensors/temp:temperature`.",
-    },
-    ParDef {
-        token: "history",
-        label: "History Samples",
-        page: PAGE,
-        kind: ParKind::Int {
-            default: 600,
-            min: 1,
-            max: 1_000_000,
-        },
-        help: "Samples kept per channel (a ring: the oldest goes first).",
-    },
-    ParDef {
-        token: "maxchannels",
-        label: "Max Channels",
-        page: PAGE,
-        kind: ParKind::Int {
-            default: 1000,
-            min: 1,
-            max: 100_000,
-        },
-        help: "New fields beyond this many are ignored, with a warning on the node.",
-    },
-    ParDef {
-        token: "reset",
-        label: "Reset",
-        page: PAGE,
-        kind: ParKind::Pulse,
-        help: "Forget every channel and its history.",
-    },
-];
+/// The Channels page, read at reconcile.
+#[derive(Debug, Clone, Default)]
+struct ChannelsPars {
+    active: bool,
+    column: String,
+    pointer: String,
+    key: String,
+    history: usize,
+    max_channels: usize,
+}
+
+impl ChannelsPars {
+    fn read(world: &World, id: NodeId) -> Self {
+        Self {
+            active: world.par_bool(id, "active"),
+            column: world.par_str(id, "column").unwrap_or_default(),
+            pointer: world.par_str(id, "pointer").unwrap_or_default(),
+            key: world.par_str(id, "key").unwrap_or_default(),
+            history: world.par_int(id, "history").max(1) as usize,
+            max_channels: world.par_int(id, "maxchannels").max(1) as usize,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -90,8 +42,9 @@ pub struct Channel {
     pub history: VecDeque<f64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Runtime {
+    pars: ChannelsPars,
     channels: Vec<Channel>,
     by_name: HashMap<String, usize>,
     /// How far into the source the last cook read: (source node, rows seen, source revision).
@@ -101,6 +54,20 @@ pub struct Runtime {
     /// Fields ignored because of the channel cap since the last warning.
     over_cap: u64,
     pub updates: u64,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            pars: ChannelsPars::default(),
+            channels: Vec::new(),
+            by_name: HashMap::new(),
+            read_to: None,
+            output: heading(),
+            over_cap: 0,
+            updates: 0,
+        }
+    }
 }
 
 impl Runtime {
@@ -165,24 +132,11 @@ fn heading() -> Table {
 }
 
 fn runtime(world: &mut World, id: NodeId) -> &mut Runtime {
-    let state = world.state_mut(id);
-    if !matches!(state.runtime, OpRuntime::Channels(_)) {
-        state.runtime = OpRuntime::Channels(Runtime {
-            output: heading(),
-            ..Runtime::default()
-        });
-    }
-    match &mut state.runtime {
-        OpRuntime::Channels(rt) => rt,
-        _ => unreachable!("set just above"),
-    }
+    world.runtime_mut::<Runtime>(id)
 }
 
 pub fn runtime_ref(world: &World, id: NodeId) -> Option<&Runtime> {
-    match world.state(id).map(|s| &s.runtime) {
-        Some(OpRuntime::Channels(rt)) => Some(rt),
-        _ => None,
-    }
+    world.runtime::<Runtime>(id)
 }
 
 /// Every numeric leaf of `value` as (path, number): objects joined with `/`, array items by
@@ -253,9 +207,9 @@ fn unread_rows(world: &World, source: NodeId, read_to: Option<(NodeId, u64)>) ->
 }
 
 /// Reads the source's new rows into channels; returns whether anything changed.
-pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
+fn cook(engine: &mut Engine, id: NodeId) -> bool {
     let world = engine.world_mut();
-    if !world.par_bool(id, "active") {
+    if !runtime(world, id).pars.active {
         return false;
     }
     let Some(source) = world.input_node(id, "source") else {
@@ -267,11 +221,14 @@ pub fn cook(engine: &mut Engine, id: NodeId) -> bool {
         runtime(world, id).read_to = Some((source, seen));
         return false;
     }
-    let column_spec = world.par_str(id, "column").unwrap_or_default();
-    let pointer = world.par_str(id, "pointer").unwrap_or_default();
-    let key_spec = world.par_str(id, "key").unwrap_or_default();
-    let history = world.par_int(id, "history").max(1) as usize;
-    let max_channels = world.par_int(id, "maxchannels").max(1) as usize;
+    let ChannelsPars {
+        column: column_spec,
+        pointer,
+        key: key_spec,
+        history,
+        max_channels,
+        ..
+    } = runtime(world, id).pars.clone();
     let now_ms = crate::engine::unix_time_ms();
     let mut samples: Vec<(String, f64)> = Vec::new();
     if let Some(dat) = world.dat(source) {
@@ -346,69 +303,74 @@ fn rebuild_output(rt: &mut Runtime) {
     rt.output = Table::from_rows(rows);
 }
 
-pub fn reconcile(engine: &mut Engine, id: NodeId, _first: bool) {
-    // Shorter history applies at once; the source may have changed, so read from its start.
-    let world = engine.world_mut();
-    let history = world.par_int(id, "history").max(1) as usize;
-    let rt = runtime(world, id);
-    for channel in &mut rt.channels {
-        while channel.history.len() > history {
-            channel.history.pop_front();
+impl Operator for Channels {
+    fn reconcile(&self, engine: &mut Engine, id: NodeId, _first: bool) {
+        // Shorter history applies at once.
+        let pars = ChannelsPars::read(engine.world(), id);
+        let rt = runtime(engine.world_mut(), id);
+        for channel in &mut rt.channels {
+            while channel.history.len() > pars.history {
+                channel.history.pop_front();
+            }
+        }
+        rt.pars = pars;
+    }
+
+    fn pulse(&self, engine: &mut Engine, id: NodeId, token: &str) {
+        if token == "reset" {
+            runtime(engine.world_mut(), id).clear();
+            engine.world_mut().touch_content(id);
         }
     }
-}
 
-pub fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
-    if token == "reset" {
-        runtime(engine.world_mut(), id).clear();
-        engine.world_mut().touch_content(id);
+    fn cook(&self, engine: &mut Engine, id: NodeId) -> bool {
+        cook(engine, id)
+    }
+
+    fn info(&self, world: &World, id: NodeId, out: &mut Vec<(&'static str, f64)>) {
+        if let Some(rt) = runtime_ref(world, id) {
+            out.push(("num_channels", rt.channels.len() as f64));
+            out.push(("channel_updates", rt.updates as f64));
+        }
+    }
+
+    fn dat<'w>(&self, world: &'w World, id: NodeId) -> Option<DatRef<'w>> {
+        runtime_ref(world, id).map(|rt| DatRef::Table(rt.output()))
+    }
+
+    fn script_methods(&self) -> &'static [ScriptMethod] {
+        METHODS
     }
 }
 
-pub fn extra_info(runtime: &Runtime, out: &mut Vec<(&'static str, f64)>) {
-    out.push(("num_channels", runtime.channels.len() as f64));
-    out.push(("channel_updates", runtime.updates as f64));
-}
-
-pub fn register_script_api(engine: &mut rhai::Engine) {
-    engine.register_fn("chan", |op: &mut OpHandle, name: &str| {
-        with_op(op, |world, id| {
-            Ok(runtime_ref(world, id)
-                .and_then(|rt| rt.channel(name))
-                .map_or(Dynamic::UNIT, |c| Dynamic::from(c.value)))
-        })
-    });
-    engine.register_fn("chanHistory", |op: &mut OpHandle, name: &str| {
-        with_op(op, |world, id| {
-            Ok(runtime_ref(world, id)
-                .and_then(|rt| rt.channel(name))
-                .map(|c| {
-                    c.history
-                        .iter()
-                        .map(|v| Dynamic::from(*v))
-                        .collect::<Array>()
-                })
-                .unwrap_or_default())
-        })
-    });
-    engine.register_fn("chanNames", |op: &mut OpHandle| {
-        with_op(op, |world, id| {
-            Ok(runtime_ref(world, id)
-                .map(|rt| {
-                    rt.channels
-                        .iter()
-                        .map(|c| Dynamic::from(c.name.clone()))
-                        .collect::<Array>()
-                })
-                .unwrap_or_default())
-        })
-    });
-    engine.register_get("numChans", |op: &mut OpHandle| {
-        with_op(op, |world, id| {
-            Ok(runtime_ref(world, id).map_or(0, |rt| rt.channels.len() as i64))
-        })
-    });
-}
+/// `chan(name)` (the last value), `chanHistory(name)`, `chanNames()`, `numChans`.
+const METHODS: &[ScriptMethod] = &[
+    ScriptMethod::method("chan", &["name"], 1, |world, id, args| {
+        Ok(runtime_ref(world, id)
+            .and_then(|rt| rt.channel(&args[0].to_string()))
+            .map_or(Value::None, |c| Value::Float(c.value)))
+    }),
+    ScriptMethod::method("chanHistory", &["name"], 1, |world, id, args| {
+        Ok(Value::List(
+            runtime_ref(world, id)
+                .and_then(|rt| rt.channel(&args[0].to_string()))
+                .map(|c| c.history.iter().map(|v| Value::Float(*v)).collect())
+                .unwrap_or_default(),
+        ))
+    }),
+    ScriptMethod::method("chanNames", &[], 0, |world, id, _| {
+        Ok(Value::List(
+            runtime_ref(world, id)
+                .map(|rt| rt.channels.iter().map(|c| c.name.as_str().into()).collect())
+                .unwrap_or_default(),
+        ))
+    }),
+    ScriptMethod::property("numChans", |world, id, _| {
+        Ok(Value::Int(
+            runtime_ref(world, id).map_or(0, |rt| rt.channels.len() as i64),
+        ))
+    }),
+];
 
 #[cfg(test)]
 mod tests {

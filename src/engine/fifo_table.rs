@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use rhai::ImmutableString;
+use crate::net::{SharedStr, hex_bytes};
 
 /// Heading of the message column (TouchDesigner does not document its names; we chose these).
 pub const MESSAGE_HEADING: &str = "message";
@@ -14,7 +14,7 @@ const CELL_SEPARATOR: char = '\u{1f}';
 
 #[derive(Debug, Clone)]
 pub struct FifoTable {
-    rows: VecDeque<ImmutableString>,
+    rows: VecDeque<SharedStr>,
     /// Records mode (e.g. decoded NanoLLM frames): these headings, one string per row holding the
     /// cells joined by an ASCII unit separator. Empty: one message per row.
     record_heading: Vec<String>,
@@ -42,7 +42,7 @@ impl FifoTable {
     }
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
-    pub fn push(&mut self, message: ImmutableString) -> usize {
+    pub fn push(&mut self, message: SharedStr) -> usize {
         self.total_pushed += 1;
         if let Some(max) = self.max_lines {
             if max == 0 {
@@ -137,7 +137,7 @@ impl FifoTable {
     pub fn message(&self, row: usize) -> Option<&str> {
         row.checked_sub(1)
             .and_then(|i| self.rows.get(i))
-            .map(ImmutableString::as_str)
+            .map(|s| s.as_str())
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {
@@ -174,19 +174,6 @@ impl FifoTable {
             hex_bytes(message.as_bytes())
         })
     }
-}
-
-/// Raw bytes as space-separated lowercase hex pairs (`68 69`).
-pub fn hex_bytes(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -239,11 +226,5 @@ mod tests {
         }
         assert_eq!(t.message_rows(), 1000);
         assert_eq!(t.cell(1, 1), None);
-    }
-
-    #[test]
-    fn hex_is_spaced_pairs() {
-        assert_eq!(hex_bytes(b"hi\n"), "68 69 0a");
-        assert_eq!(hex_bytes(b""), "");
     }
 }

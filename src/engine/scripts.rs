@@ -1,0 +1,47 @@
+//! The engine's side of the script host: what it asks of the script language (run a callback,
+//! forget a Text DAT, take new limits), so that only `script/` names the language.
+
+use super::{Value, World};
+use crate::project::{NodeId, ScriptLimits};
+
+/// A failed compile or call, with the script line when known.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ScriptError {
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+/// What running one callback came to.
+#[derive(Debug)]
+pub enum ScriptOutcome {
+    /// The Text DAT does not define the function (with that many parameters): nothing ran.
+    Missing,
+    Done(Value),
+    Failed {
+        error: ScriptError,
+        /// The text did not compile (rather than the call failing).
+        compiling: bool,
+        /// False when the same compile error was already reported: report each once.
+        first_report: bool,
+    },
+}
+
+/// The script language, as the engine uses it. `script/` implements it.
+pub trait ScriptHost: Send {
+    /// Calls `func` of `text_node`'s script (compiled when its text changed) with `world` lent to
+    /// the script API for the length of the call; `owner` is the operator whose callback it is.
+    fn call(
+        &mut self,
+        world: &mut Box<World>,
+        owner: NodeId,
+        text_node: NodeId,
+        func: &str,
+        args: Vec<Value>,
+    ) -> ScriptOutcome;
+
+    /// Drops what is kept for a deleted Text DAT.
+    fn forget(&mut self, text_node: NodeId);
+
+    fn set_limits(&mut self, limits: &ScriptLimits);
+}

@@ -1,0 +1,227 @@
+//! The WebSocket DAT's parameters, read once per reconcile: the connection settings (a change
+//! reconnects) and the received-messages table's settings (applied at once).
+
+use crate::engine::{World, resolve_env};
+use crate::net::client::{self, Backoff, ClientConfig};
+use crate::project::{NodeId, ParValue};
+
+/// The parameters the received-messages table and the cook read, typed.
+#[derive(Debug, Clone, Default)]
+pub struct WebSocketPars {
+    pub active: bool,
+    /// `None` keeps every row (Clamp Output off).
+    pub max_lines: Option<usize>,
+    pub bytes_column: bool,
+    /// Message Format is NanoLLM: binary messages are frames, decoded into the table.
+    pub framed: bool,
+}
+
+impl WebSocketPars {
+    pub fn read(world: &World, id: NodeId) -> Self {
+        Self {
+            active: world.par_bool(id, "active"),
+            max_lines: world.par_bool(id, "clamp").then(|| {
+                usize::try_from(world.par_int(id, "maxlines").max(1)).unwrap_or(usize::MAX)
+            }),
+            bytes_column: world.par_bool(id, "bytes"),
+            framed: world.par_str(id, "format").is_ok_and(|f| f == "nanollm"),
+        }
+    }
+}
+
+/// The connection parameters, resolved. A change to any of them reconnects.
+#[derive(Clone, PartialEq)]
+pub struct ConnectSettings {
+    pub url: String,
+    pub timeout_ms: u64,
+    pub reconnect: bool,
+    pub subprotocols: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub ping_interval_ms: u64,
+    pub pong_timeout_ms: u64,
+    pub verify_cert: bool,
+    /// The CA file's contents (wss only), so an edited file is picked up on the next reconcile.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+// Header values and subprotocols often hold tokens: keep them out of debug output.
+impl std::fmt::Debug for ConnectSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSettings")
+            .field("url", &self.url)
+            .field("headers", &self.headers.len())
+            .field("subprotocols", &self.subprotocols.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectSettings {
+    pub fn read(world: &World, id: NodeId) -> Result<ConnectSettings, String> {
+        let netaddress = world.par_str(id, "netaddress")?;
+        let port = u16::try_from(world.par_int(id, "port").clamp(1, 65535)).unwrap_or(80);
+        let url = resolve_url(&netaddress, port)?;
+        let subprotocols = match world.par(id, "subprotocols") {
+            Some(ParValue::Str(list)) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| resolve_env(p).map_err(|e| format!("Subprotocols: {e}")))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
+        let verify_cert = world.par_bool(id, "verifycert");
+        let cafile_set =
+            matches!(world.par(id, "cafile"), Some(ParValue::Str(s)) if !s.trim().is_empty());
+        let ca_pem = if url.starts_with("wss://") && cafile_set && verify_cert {
+            let path = world.file_par(id, "cafile")?;
+            Some(std::fs::read(&path).map_err(|e| format!("CA file {}: {e}", path.display()))?)
+        } else {
+            None
+        };
+        Ok(ConnectSettings {
+            url,
+            timeout_ms: world.par_int(id, "timeout").max(1) as u64,
+            reconnect: world.par_bool(id, "reconnect"),
+            subprotocols,
+            headers: header_rows(world, id)?,
+            ping_interval_ms: world.par_int(id, "pinginterval").max(0) as u64,
+            pong_timeout_ms: world.par_int(id, "pongtimeout").max(1) as u64,
+            verify_cert,
+            ca_pem,
+        })
+    }
+
+    pub fn client_config(&self) -> Result<ClientConfig, String> {
+        let tls = if self.url.starts_with("wss://") {
+            Some(client::tls_config(
+                self.verify_cert,
+                self.ca_pem.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let config = ClientConfig {
+            url: self.url.clone(),
+            timeout_ms: self.timeout_ms,
+            reconnect: self.reconnect,
+            backoff: Backoff::DEFAULT,
+            subprotocols: self.subprotocols.clone(),
+            headers: self.headers.clone(),
+            ping_interval_ms: self.ping_interval_ms,
+            pong_timeout_ms: self.pong_timeout_ms,
+            tls,
+        };
+        // A bad header is a setup error: report it now, not as a failure on every attempt.
+        client::build_request(&config)?;
+        Ok(config)
+    }
+}
+
+/// The URL to connect to. `netaddress` is a host name, an IP, or a full `ws://`/`wss://` URL
+/// (with a path); a port in it wins over `port`. Without a scheme, port 443 means TLS, as in
+/// TouchDesigner.
+pub fn resolve_url(netaddress: &str, port: u16) -> Result<String, String> {
+    let address = netaddress.trim();
+    if address.is_empty() {
+        return Err("Network Address is empty".to_string());
+    }
+    let lower = address.to_ascii_lowercase();
+    let (scheme, rest) = [
+        ("wss://", Some("wss")),
+        ("ws://", Some("ws")),
+        ("https://", Some("wss")),
+        ("http://", Some("ws")),
+    ]
+    .iter()
+    .find(|(prefix, _)| lower.starts_with(prefix))
+    .map_or((None, address), |(prefix, scheme)| {
+        (*scheme, &address[prefix.len()..])
+    });
+    if scheme.is_none() && lower.contains("://") {
+        return Err(format!(
+            "\"{address}\": only ws:// and wss:// addresses are supported"
+        ));
+    }
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    if authority.is_empty() {
+        return Err(format!("\"{address}\" names no host"));
+    }
+    let (host, port) = if authority.parse::<std::net::Ipv6Addr>().is_ok() {
+        (format!("[{authority}]"), port)
+    } else {
+        // `host:port` or `[v6]:port`; a lone colon inside brackets is part of the address.
+        match authority.rsplit_once(':') {
+            Some((host, p)) if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) => {
+                let p = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("\"{address}\": \"{p}\" is not a port"))?;
+                (host.to_string(), p)
+            }
+            _ => (authority.to_string(), port),
+        }
+    };
+    let scheme = scheme.unwrap_or(if port == 443 { "wss" } else { "ws" });
+    let url = format!("{scheme}://{host}:{port}{path}");
+    url.parse::<http::Uri>()
+        .map_err(|e| format!("\"{address}\" is not a valid address: {e}"))?;
+    Ok(url)
+}
+
+/// The headers DAT's rows as (name, value). Rows without a name are skipped, and so is a first
+/// row reading `name`/`value` (a heading). Values may be `$NAME` to keep tokens out of the file.
+pub fn header_rows(world: &World, id: NodeId) -> Result<Vec<(String, String)>, String> {
+    let Some(dat) = world
+        .input_node(id, "headers")
+        .and_then(|headers| world.dat(headers))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for r in 0..dat.num_rows() {
+        let name = dat.cell(r, 0).unwrap_or_default().trim().to_string();
+        let value = dat.cell(r, 1).unwrap_or_default();
+        let heading = r == 0
+            && name.eq_ignore_ascii_case("name")
+            && value.trim().eq_ignore_ascii_case("value");
+        if name.is_empty() || heading {
+            continue;
+        }
+        let value = resolve_env(&value).map_err(|e| format!("header {name}: {e}"))?;
+        rows.push((name, value));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_resolve_to_urls() {
+        let ok = |a: &str, p: u16| resolve_url(a, p).unwrap();
+        assert_eq!(ok("localhost", 9980), "ws://localhost:9980/");
+        assert_eq!(ok("example.com", 443), "wss://example.com:443/");
+        assert_eq!(ok("127.0.0.1/feed?x=1", 80), "ws://127.0.0.1:80/feed?x=1");
+        assert_eq!(ok("wss://h.example/a/b", 9980), "wss://h.example:9980/a/b");
+        assert_eq!(ok("ws://h:1234/p", 443), "ws://h:1234/p");
+        assert_eq!(ok("WSS://H:8443", 80), "wss://H:8443/");
+        assert_eq!(ok("h:443", 80), "wss://h:443/");
+        assert_eq!(ok("::1", 9), "ws://[::1]:9/");
+        assert_eq!(ok("[::1]:7", 9), "ws://[::1]:7/");
+        assert_eq!(ok("ws://[::1]/x", 9), "ws://[::1]:9/x");
+        assert_eq!(ok("h?q=1", 9), "ws://h:9/?q=1");
+        assert!(resolve_url("", 80).is_err());
+        assert!(resolve_url("ftp://h", 80).is_err());
+        assert!(resolve_url("ws:///x", 80).is_err());
+        assert!(resolve_url("h:notaport", 80).is_err());
+        assert!(resolve_url("bad host", 80).is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! The Table DAT's parameters: pages, tokens, defaults and help.
+
+use super::{Input, ParDef, ParKind};
+
+pub const PAGE: &str = "Table";
+
+pub const PARAMS: &[ParDef] = &{
+    let common = common_pars!();
+    [
+        ParDef {
+            token: "file",
+            label: "File",
+            page: PAGE,
+            kind: ParKind::File {
+                extensions: &["csv", "tsv", "txt", "dat"],
+            },
+            help: "CSV (.csv) or tab-separated (any other extension) file to load from or write to.",
+        },
+        ParDef {
+            token: "loadonstart",
+            label: "Load on Start",
+            page: PAGE,
+            kind: ParKind::Toggle(false),
+            help: "Replace the contents with the file when the project opens.",
+        },
+        ParDef {
+            token: "loadfile",
+            label: "Load File",
+            page: PAGE,
+            kind: ParKind::Pulse,
+            help: "Replace the contents with the file now.",
+        },
+        ParDef {
+            token: "writefile",
+            label: "Write File",
+            page: PAGE,
+            kind: ParKind::Pulse,
+            help: "Write the contents to the file now (atomically).",
+        },
+        ParDef {
+            token: "source",
+            label: "Source DAT",
+            page: PAGE,
+            kind: ParKind::Op(Input::Source),
+            help: "When set, the table mirrors this DAT's contents (same as wiring it into the input).",
+        },
+        common[0],
+        common[1],
+        common[2],
+        common[3],
+    ]
+};
