@@ -260,7 +260,14 @@ impl World {
 
     /// The stored (unresolved) value of a parameter.
     pub fn par(&self, id: NodeId, token: &str) -> Option<&ParValue> {
-        self.project.node(id)?.params.get(token)
+        let node = self.project.node(id)?;
+        // A misspelt token would silently read as missing: catch it in tests.
+        debug_assert!(
+            node.kind.param(token).is_some(),
+            "{} has no parameter `{token}`",
+            node.kind.label()
+        );
+        node.params.get(token)
     }
 
     pub fn par_bool(&self, id: NodeId, token: &str) -> bool {

@@ -187,7 +187,7 @@ fn pulse(engine: &mut Engine, id: NodeId, token: &str) {
             engine.world_mut().state_mut(id).content_rev += 1;
         }
         "reset" => {
-            if !engine.world().par_bool(id, "active") {
+            if !runtime(engine, id).pars.active {
                 return;
             }
             stop_with(engine, id, "reset");
