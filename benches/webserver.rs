@@ -262,7 +262,7 @@ fn main() {
         "datpatch Web Server DAT benchmark: {} connections, {} s per phase, {} cores",
         options.connections,
         options.seconds,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

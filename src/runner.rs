@@ -86,7 +86,7 @@ impl Runner {
     }
 
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
-        self.runtime.as_ref().map(|rt| rt.handle())
+        self.runtime.as_ref().map(tokio::runtime::Runtime::handle)
     }
 
     /// Stops cooking, stops every operator (onExit / onServerStop run), and ends the runtime.

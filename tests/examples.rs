@@ -1,5 +1,7 @@
 //! The example projects, run headless on free ports and driven from outside by real HTTP and
 //! WebSocket clients (and, for the chat page, two pages in headless Chromium).
+// Test clients run on threads of their own and report over std channels.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -312,7 +314,7 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
             }
             match tokio_tungstenite::connect_async(request).await {
                 Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
-                    assert_eq!(r.status(), 401, "{protocols:?}")
+                    assert_eq!(r.status(), 401, "{protocols:?}");
                 }
                 other => panic!("{protocols:?} was let in: {other:?}"),
             }
@@ -548,7 +550,7 @@ impl Browser {
             }
         });
         let url = rx
-            .recv_timeout(Duration::from_secs(60))
+            .recv_timeout(Duration::from_mins(1))
             .expect("Chromium did not start");
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         Browser {

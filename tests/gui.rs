@@ -1,5 +1,7 @@
 //! The desktop app driven headless through egui_kittest: the create menu, parameter pages,
 //! wiring, undo/redo of every kind of edit, files, load errors and the table viewer.
+// Test clients run on threads of their own and report over std channels.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +33,7 @@ fn load(text: &str) -> Project {
 
 struct Gui {
     h: Harness<'static, App>,
-    _dir: tempfile::TempDir,
+    temp_dir: tempfile::TempDir,
 }
 
 impl Gui {
@@ -43,13 +45,13 @@ impl Gui {
             .with_size(vec2(1280.0, 900.0))
             .with_max_steps(100)
             .build_ui_state(|ui, app: &mut App| app.ui(ui), app);
-        let mut gui = Gui { h, _dir: dir };
+        let mut gui = Gui { h, temp_dir: dir };
         gui.steps(4);
         gui
     }
 
     fn dir(&self) -> PathBuf {
-        self._dir.path().to_path_buf()
+        self.temp_dir.path().to_path_buf()
     }
 
     fn steps(&mut self, n: usize) {
@@ -737,7 +739,7 @@ fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
         loop {
             tokio::select! {
                 _ = &mut stopped => break,
-                _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {
                     ws.send(Message::text(format!("m{sent}"))).await.unwrap();
                     sent += 1;
                 }
@@ -926,7 +928,7 @@ fn a_websocket_dat_shows_its_state_and_received_messages() {
             ws.send(Message::text(format!("hello {i}"))).await.unwrap();
         }
         // Stay connected until the test ends.
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_mins(1)).await;
     });
     let project = load(&format!(
         r#"(nodes: [(id: 1, name: "feed", kind: WebSocket, pos: (40.0, 40.0),

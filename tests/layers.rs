@@ -70,7 +70,7 @@ fn tokens(src: &str) -> Vec<(usize, String)> {
     };
     let (mut toks, mut i, mut line) = (Vec::new(), 0, 1);
     while i < c.len() {
-        let r = i + at(i, "br") as usize; // raw strings: r"..", r#".."#, br".."
+        let r = i + usize::from(at(i, "br")); // raw strings: r"..", r#".."#, br".."
         let hashes = c[r + 1..].iter().take_while(|&&ch| ch == '#').count();
         let end = if at(i, "//") {
             to(i, "\n", false) - 1
@@ -83,7 +83,7 @@ fn tokens(src: &str) -> Vec<(usize, String)> {
         } else if c[i] == '\'' && (c.get(i + 1) == Some(&'\\') || c.get(i + 2) == Some(&'\'')) {
             to(i + 1, "'", true) // a char, not a lifetime
         } else {
-            let punct = 1 + at(i, "::") as usize; // `::` or one character
+            let punct = 1 + usize::from(at(i, "::")); // `::` or one character
             let len = (i..).take_while(|&j| word(j)).count().max(punct);
             if !c[i].is_whitespace() {
                 toks.push((line, c[i..i + len].iter().collect()));
@@ -270,7 +270,7 @@ pub(crate) fn f() { crate::ui::run(crate::DEFAULT_PROJECT) }
 "#;
 
 /// Breaks every rule.
-const BAD: &str = r#"
+const BAD: &str = r"
 --- src/project/x.rs
 use crate::ops::OpKind;
 --- src/engine/z.rs
@@ -285,7 +285,7 @@ use crate::project;
 --- src/runner.rs
 use crate::headless;
 --- src/extra.rs
-"#;
+";
 
 /// What all four rules report.
 fn findings(files: &Files) -> Vec<String> {

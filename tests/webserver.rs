@@ -1,4 +1,6 @@
 //! Web Server DAT: real HTTP, WebSocket and TLS clients on 127.0.0.1 against a running project.
+// Test clients run on threads of their own and report over std channels.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const CALLBACKS: &str = r#####"
+const CALLBACKS: &str = r#"
 fn onHTTPRequest(dat, request, response) {
     let path = request.uri;
     if path == "/echo" {
@@ -91,7 +93,7 @@ fn onWebSocketReceivePing(dat, client, data) { let e = op("events"); e.appendRow
 fn onWebSocketReceivePong(dat, client, data) { let e = op("events"); e.appendRow(["pong", client, data.as_string()]); }
 fn onServerStart(dat) { let e = op("events"); e.appendRow(["start"]); }
 fn onServerStop(dat) { let e = op("events"); e.appendRow(["stop"]); }
-"#####;
+"#;
 
 struct Server {
     runner: Runner,
@@ -319,7 +321,7 @@ fn websocket_callbacks_run_in_order_with_client_and_uri() {
         vec!["close", &client],
     ]
     .iter()
-    .map(|r| r.iter().map(|c| c.to_string()).collect())
+    .map(|r| r.iter().map(std::string::ToString::to_string).collect())
     .collect();
     assert_eq!(server.events(), expected);
     assert_eq!(server.channel("websocket_connections"), 0.0);
@@ -676,14 +678,14 @@ fn a_thousand_abrupt_connections_leave_the_server_answering() {
 #[test]
 fn requests_are_answered_between_frames_by_the_cook_thread_alone() {
     // One frame every 5 s: an answer within 2 s shows events wake the cook thread at once.
-    let text = r####"(
+    let text = r#"(
     settings: (cook_rate_hz: 0.2),
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {"port": 0}),
         (id: 2, name: "web_callbacks", kind: Text, text: "fn onHTTPRequest(dat, request, response) { response.statusCode = 200; response.data = \"frame \" + absTime.frame; response }"),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
-)"####;
+)"#;
     let project = load_str(text, Path::new("slow_frames.ron")).unwrap();
     let runner = Runner::start(project, Path::new("."), None).unwrap();
     let port =

@@ -1,6 +1,8 @@
 //! WebSocket DAT against real servers on 127.0.0.1 (bare tokio-tungstenite servers written here):
 //! messages and callbacks, the clamped table, parameters applied live, reconnect with backoff,
 //! timeouts, close codes, TLS, headers and subprotocols, keepalive, send limits and a flood.
+// Test clients run on threads of their own and report over std channels.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -282,10 +284,7 @@ impl Server {
                         return seen;
                     }
                 }
-                Err(_) => panic!(
-                    "server: timed out waiting for {what}; saw {:?}",
-                    self.history
-                ),
+                Err(e) => panic!("server: {e} waiting for {what}; saw {:?}", self.history),
             }
         }
     }
@@ -297,8 +296,8 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.seen.recv_timeout(left) {
                 Ok(seen) => self.history.push(seen),
-                Err(_) => panic!(
-                    "server: timed out waiting for {count} x {what}; saw {:?}",
+                Err(e) => panic!(
+                    "server: {e} waiting for {count} x {what}; saw {:?}",
                     self.history
                 ),
             }
@@ -397,7 +396,7 @@ async fn connection<S>(
                     let _ = ws.flush().await;
                 }
                 Some(Act::Freeze) => {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    tokio::time::sleep(Duration::from_mins(1)).await;
                     break;
                 }
                 None => break,
@@ -861,7 +860,7 @@ fn headers_and_subprotocols_reach_the_server_and_header_edits_reconnect() {
     ];
     p.node_mut(HEADERS).unwrap().table = Some(datpatch::project::Table::from_rows(
         rows.iter()
-            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .map(|r| r.iter().map(std::string::ToString::to_string).collect())
             .collect(),
     ));
     p.wires.push(datpatch::project::Wire {
@@ -1003,7 +1002,7 @@ fn a_flood_of_a_million_messages_leaves_maxlines_rows() {
     let first_frame = runner.engine.lock().world().frame;
     server.act(Act::Flood(COUNT));
     let mut max_rows = 0;
-    wait_until("every message", Duration::from_secs(300), || {
+    wait_until("every message", Duration::from_mins(5), || {
         max_rows = max_rows.max(fifo_rows(&runner));
         channel(&runner, "messages_in") == COUNT as f64
     });

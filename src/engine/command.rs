@@ -130,7 +130,7 @@ impl Engine {
                 self.world_mut().revision += 1;
             }
             Command::SetParam { id, token, value } => {
-                self.world_mut().set_param(id, &token, value)?
+                self.world_mut().set_param(id, &token, value)?;
             }
             Command::SetInput { to, input, from } => self.world_mut().set_input(to, input, from)?,
             Command::Pulse { id, token } => {

@@ -35,6 +35,8 @@ pub fn spawn_cook_thread(
     let stop = Arc::new(Notify::new());
     let stop_rx = stop.clone();
     let rt = engine.lock().net().rt.clone();
+    // The cook thread is one of the few threads datpatch owns (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
     let thread = std::thread::Builder::new()
         .name("cook".into())
         .spawn(move || {
@@ -60,9 +62,9 @@ pub fn spawn_cook_thread(
                     rt.block_on(async {
                         tokio::select! {
                             biased;
-                            _ = stop_rx.notified() => Woke::Stop,
+                            () = stop_rx.notified() => Woke::Stop,
                             event = events.recv() => event.map_or(Woke::Stop, Woke::Event),
-                            _ = tokio::time::sleep_until(deadline) => Woke::Frame,
+                            () = tokio::time::sleep_until(deadline) => Woke::Frame,
                         }
                     })
                 };

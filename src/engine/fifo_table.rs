@@ -67,7 +67,10 @@ impl FifoTable {
             .map(String::as_str)
             .ne(heading.iter().copied())
         {
-            self.record_heading = heading.iter().map(|h| h.to_string()).collect();
+            self.record_heading = heading
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect();
             self.rows.clear();
         }
     }
@@ -137,7 +140,7 @@ impl FifoTable {
     pub fn message(&self, row: usize) -> Option<&str> {
         row.checked_sub(1)
             .and_then(|i| self.rows.get(i))
-            .map(|s| s.as_str())
+            .map(tokio_tungstenite::tungstenite::Utf8Bytes::as_str)
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {

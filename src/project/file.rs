@@ -117,7 +117,10 @@ pub fn to_ron_string(project: &Project) -> Result<String, ron::Error> {
         }
         let kind = node.kind;
         node.params.retain(|token, value| {
-            kind.param(token).and_then(|d| d.default_value()).as_ref() != Some(value)
+            kind.param(token)
+                .and_then(super::super::schema::ParDef::default_value)
+                .as_ref()
+                != Some(value)
         });
     }
     let config = ron::ser::PrettyConfig::new()

@@ -68,7 +68,7 @@ fn tokens(text: &str) -> Vec<(usize, Tok)> {
                     Tok::Word(String::from_utf8_lossy(&word).into_owned()),
                 ));
             }
-            b'r' if matches!(bytes.get(i + 1), Some(b'#') | Some(b'"')) => {
+            b'r' if matches!(bytes.get(i + 1), Some(b'#' | b'"')) => {
                 let start = i;
                 i += 1;
                 let mut hashes = 0;

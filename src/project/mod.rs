@@ -187,6 +187,8 @@ impl Project {
 mod inline_some {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    // serde's `with` calls it with `&Option<T>`.
+    #[allow(clippy::ref_option)]
     pub fn serialize<T: Serialize, S: Serializer>(
         value: &Option<T>,
         s: S,

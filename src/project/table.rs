@@ -109,7 +109,7 @@ impl Table {
             return None;
         }
         let r = self.rows.get(row)?;
-        Some(r.get(col).map(String::as_str).unwrap_or(""))
+        Some(r.get(col).map_or("", String::as_str))
     }
 
     /// Writes a cell, growing the table as needed (TouchDesigner grows on `setSize`, we grow on write).

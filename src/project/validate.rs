@@ -169,7 +169,7 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
             ));
         }
         let kind = node.kind;
-        for (token, value) in node.params.iter_mut() {
+        for (token, value) in &mut node.params {
             let Some(def) = kind.param(token) else {
                 return Err(ValidationError::node(
                     index,

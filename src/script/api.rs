@@ -1,6 +1,9 @@
 //! The functions scripts call, modeled on TouchDesigner's Python: `op("name")`, `.par.<token>`,
 //! DAT table access, `store`/`fetch`, `print`/`debug`, JSON, base64 and time helpers.
 
+// Rhai hands registered functions their custom types by reference.
+#![allow(clippy::trivially_copy_pass_by_ref)]
+
 use base64::Engine as _;
 use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString, Position};
 
@@ -48,7 +51,7 @@ pub(crate) fn with_op<R>(
     })
 }
 
-fn dat<'w>(world: &'w World, id: NodeId) -> Result<DatRef<'w>, String> {
+fn dat(world: &World, id: NodeId) -> Result<DatRef<'_>, String> {
     world
         .dat(id)
         .ok_or_else(|| format!("\"{}\" is not a DAT", world.node_name(id)))
@@ -390,7 +393,7 @@ fn register_tables(engine: &mut rhai::Engine) {
             with_op(op, |w, id| {
                 if w.project.node(id).is_some_and(|n| n.text.is_some()) {
                     if let Some(slot) = w.project.node_mut(id).and_then(|n| n.text.as_mut()) {
-                        *slot = text.clone();
+                        slot.clone_from(&text);
                     }
                     w.touch_content(id);
                     return Ok(());
@@ -510,7 +513,7 @@ fn register_tables(engine: &mut rhai::Engine) {
 fn clear(op: &mut OpHandle, keep_first_row: bool) -> RhaiResult<()> {
     with_op(op, |w, id| {
         let table = w.table_mut(id)?;
-        let keep = if keep_first_row { 1 } else { 0 };
+        let keep = usize::from(keep_first_row);
         table.rows.truncate(keep);
         Ok(())
     })

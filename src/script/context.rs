@@ -38,7 +38,7 @@ pub fn with_world_lent<R>(world: &mut Box<World>, owner: NodeId, f: impl FnOnce(
         *l.borrow_mut() = Some(Lent {
             world: taken,
             owner,
-        })
+        });
     });
     let _restore = Restore(world);
     f()

@@ -424,7 +424,7 @@ impl App {
         let base = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
         let value = path
             .strip_prefix(&base)
-            .map(|p| p.to_path_buf())
+            .map(std::path::Path::to_path_buf)
             .unwrap_or(path);
         self.edit(
             vec![Command::SetParam {

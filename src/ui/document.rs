@@ -218,11 +218,10 @@ impl App {
     }
 
     fn dialog_dir(&self) -> PathBuf {
-        self.doc
-            .path
-            .as_deref()
-            .map(folder_of)
-            .unwrap_or_else(|| self.runner.engine.lock().world().base_dir.clone())
+        self.doc.path.as_deref().map_or_else(
+            || self.runner.engine.lock().world().base_dir.clone(),
+            folder_of,
+        )
     }
 
     /// Opens a project file; a bad file leaves the open project untouched and shows why.

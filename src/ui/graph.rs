@@ -217,22 +217,19 @@ impl GraphView {
         }
         for node in &project.nodes {
             let pos = pos2(node.pos.0, node.pos.1);
-            match self.ids.get(&node.id) {
-                Some(sid) => {
-                    if let Some(info) = self.snarl.get_node_info_mut(*sid) {
-                        info.pos = pos;
-                    }
+            if let Some(sid) = self.ids.get(&node.id) {
+                if let Some(info) = self.snarl.get_node_info_mut(*sid) {
+                    info.pos = pos;
                 }
-                None => {
-                    let sid = self.snarl.insert_node(
-                        pos,
-                        GNode {
-                            id: node.id,
-                            kind: node.kind,
-                        },
-                    );
-                    self.ids.insert(node.id, sid);
-                }
+            } else {
+                let sid = self.snarl.insert_node(
+                    pos,
+                    GNode {
+                        id: node.id,
+                        kind: node.kind,
+                    },
+                );
+                self.ids.insert(node.id, sid);
             }
         }
         if project.wires != self.wires {
@@ -259,7 +256,7 @@ impl GraphView {
                     egui_snarl::InPinId { node: *to, input },
                 );
             }
-            self.wires = project.wires.clone();
+            self.wires.clone_from(&project.wires);
         }
     }
 

@@ -299,7 +299,7 @@ impl LabelledByParam for egui::Response {
         let response = self.labelled_by(label);
         response
             .ctx
-            .accesskit_node_builder(response.id, |node| node.clear_label());
+            .accesskit_node_builder(response.id, egui::accesskit::Node::clear_label);
         response
     }
 }

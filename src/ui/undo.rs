@@ -34,6 +34,8 @@ struct Step {
 
 /// The undo and redo stacks, plus an id for the current document state: the unsaved marker
 /// compares it with the state last saved.
+// `Undo { undo, redo }` reads as what it is.
+#[allow(clippy::struct_field_names)]
 pub struct Undo {
     undo: Vec<Step>,
     redo: Vec<Step>,

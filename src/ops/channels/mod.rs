@@ -99,22 +99,21 @@ impl Runtime {
         history: usize,
         max_channels: usize,
     ) {
-        let index = match self.by_name.get(&name) {
-            Some(&i) => i,
-            None => {
-                if self.channels.len() >= max_channels {
-                    self.over_cap += 1;
-                    return;
-                }
-                self.channels.push(Channel {
-                    name: name.clone(),
-                    value,
-                    updated_ms: now_ms,
-                    history: VecDeque::with_capacity(history.min(4096)),
-                });
-                self.by_name.insert(name, self.channels.len() - 1);
-                self.channels.len() - 1
+        let index = if let Some(&i) = self.by_name.get(&name) {
+            i
+        } else {
+            if self.channels.len() >= max_channels {
+                self.over_cap += 1;
+                return;
             }
+            self.channels.push(Channel {
+                name: name.clone(),
+                value,
+                updated_ms: now_ms,
+                history: VecDeque::with_capacity(history.min(4096)),
+            });
+            self.by_name.insert(name, self.channels.len() - 1);
+            self.channels.len() - 1
         };
         let channel = &mut self.channels[index];
         channel.value = value;

@@ -87,7 +87,7 @@ fn write(engine: &mut Engine, id: NodeId) {
         .unwrap_or_default();
     match world
         .file_par(id, "file")
-        .and_then(|path| table.save(&path).map(|_| path))
+        .and_then(|path| table.save(&path).map(|()| path))
     {
         Ok(path) => world.log(Level::Info, Some(id), format!("wrote {}", path.display())),
         Err(e) => world.set_status_error(id, Some(e)),

@@ -51,7 +51,7 @@ fn write(engine: &mut Engine, id: NodeId) {
         .unwrap_or_default();
     let result = world.file_par(id, "file").and_then(|path| {
         crate::project::write_atomic(&path, text.as_bytes())
-            .map(|_| path.clone())
+            .map(|()| path.clone())
             .map_err(|e| format!("writing {}: {e}", path.display()))
     });
     match result {

@@ -25,25 +25,39 @@ pub const METHODS: &[ScriptMethod] = &[
         "webSocketSendText",
         &["client", "data"],
         2,
-        |world, id, args| send(world, id, &args[0], WsMessage::Text(args[1].to_text())),
+        |world, id, args| {
+            Ok(send(
+                world,
+                id,
+                &args[0],
+                WsMessage::Text(args[1].to_text()),
+            ))
+        },
     ),
     ScriptMethod::method(
         "webSocketSendBinary",
         &["client", "data"],
         2,
-        |world, id, args| send(world, id, &args[0], WsMessage::Binary(args[1].to_bytes())),
+        |world, id, args| {
+            Ok(send(
+                world,
+                id,
+                &args[0],
+                WsMessage::Binary(args[1].to_bytes()),
+            ))
+        },
     ),
     ScriptMethod::method(
         "webSocketSendPing",
         &["client", "data"],
         1,
         |world, id, args| {
-            send(
+            Ok(send(
                 world,
                 id,
                 &args[0],
                 WsMessage::Ping(optional_bytes(args.get(1))),
-            )
+            ))
         },
     ),
     ScriptMethod::method(
@@ -51,12 +65,12 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         1,
         |world, id, args| {
-            send(
+            Ok(send(
                 world,
                 id,
                 &args[0],
                 WsMessage::Pong(optional_bytes(args.get(1))),
-            )
+            ))
         },
     ),
     ScriptMethod::method(
@@ -80,30 +94,25 @@ fn optional_bytes(value: Option<&Value>) -> Bytes {
 }
 
 /// Sends to one client; `false` when the client is gone or too slow.
-fn send(
-    world: &mut World,
-    id: NodeId,
-    client: &Value,
-    message: WsMessage,
-) -> Result<Value, String> {
+fn send(world: &mut World, id: NodeId, client: &Value, message: WsMessage) -> Value {
     let client = client.to_string();
     let rt = world.runtime_mut::<Runtime>(id);
     let Some(server) = rt.server.as_ref() else {
-        return Ok(Value::Bool(false));
+        return Value::Bool(false);
     };
     match server.send(&client, message) {
         Ok(len) => {
             rt.messages_out += 1;
             rt.bytes_out += len as u64;
-            Ok(Value::Bool(true))
+            Value::Bool(true)
         }
-        Err(SendError::NoSuchClient) => Ok(Value::Bool(false)),
+        Err(SendError::NoSuchClient) => Value::Bool(false),
         Err(SendError::TooSlow) => {
             world.report_warning(
                 id,
                 format!("{client} could not keep up (queue full); closing it with 1008"),
             );
-            Ok(Value::Bool(false))
+            Value::Bool(false)
         }
     }
 }
@@ -123,7 +132,7 @@ fn send_framed(world: &mut World, id: NodeId, args: &[Value]) -> Result<Value, S
         &args[3].to_string(),
         &bytes,
     );
-    let sent = send(world, id, &args[0], WsMessage::Binary(frame))?;
+    let sent = send(world, id, &args[0], WsMessage::Binary(frame));
     if sent == Value::Bool(false) {
         // Not a connected client: keep no counter for it.
         world.runtime_mut::<Runtime>(id).framed_ids.remove(&client);

@@ -1,6 +1,6 @@
 //! The default callbacks a new node's callbacks DAT gets (TouchDesigner's names and arguments).
 
-pub const DEFAULT_CALLBACKS: &str = r#"// WebSocket DAT callbacks.
+pub const DEFAULT_CALLBACKS: &str = r"// WebSocket DAT callbacks.
 // dat - the WebSocket DAT; rowIndex - the table row the message was written to.
 // dat.sendText(text), sendBinary(blob), sendPing(), sendPong(blob) return the bytes sent, or -1
 // when not connected and -2 when the outgoing queue is full.
@@ -27,4 +27,4 @@ fn onReceivePong(dat, contents) {
 
 fn onMonitorMessage(dat, message) {
 }
-"#;
+";

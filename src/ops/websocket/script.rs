@@ -20,19 +20,24 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 
 pub const METHODS: &[ScriptMethod] = &[
     ScriptMethod::method("sendText", &["message"], 1, |world, id, args| {
-        send(world, id, "sendText", WsMessage::Text(args[0].to_text()))
+        Ok(send(
+            world,
+            id,
+            "sendText",
+            WsMessage::Text(args[0].to_text()),
+        ))
     }),
     ScriptMethod::method("sendBinary", &["contents"], 1, |world, id, args| {
         let data = bytes_of(&args[0])?;
-        send(world, id, "sendBinary", WsMessage::Binary(data))
+        Ok(send(world, id, "sendBinary", WsMessage::Binary(data)))
     }),
     ScriptMethod::method("sendPing", &["contents"], 0, |world, id, args| {
         let data = control_payload("sendPing", args.first())?;
-        send(world, id, "sendPing", WsMessage::Ping(data))
+        Ok(send(world, id, "sendPing", WsMessage::Ping(data)))
     }),
     ScriptMethod::method("sendPong", &["contents"], 0, |world, id, args| {
         let data = control_payload("sendPong", args.first())?;
-        send(world, id, "sendPong", WsMessage::Pong(data))
+        Ok(send(world, id, "sendPong", WsMessage::Pong(data)))
     }),
     ScriptMethod::method(
         "sendFramed",
@@ -83,11 +88,11 @@ fn control_payload(method: &str, value: Option<&Value>) -> Result<Bytes, String>
 
 /// Queues `message` on the node's connection: the bytes queued, -1 when not connected, -2 when
 /// the outgoing queue is full (reported on the node once until a send gets through).
-fn send(world: &mut World, id: NodeId, method: &str, message: WsMessage) -> Result<Value, String> {
+fn send(world: &mut World, id: NodeId, method: &str, message: WsMessage) -> Value {
     let rt = world.runtime_mut::<Runtime>(id);
     match rt.send(message) {
-        Ok(sent) => Ok(Value::Int(sent)),
-        Err(SendError::Closed) => Ok(Value::Int(NOT_CONNECTED)),
+        Ok(sent) => Value::Int(sent),
+        Err(SendError::Closed) => Value::Int(NOT_CONNECTED),
         Err(SendError::Full) => {
             let first = !std::mem::replace(&mut rt.queue_full_reported, true);
             let text = format!(
@@ -101,7 +106,7 @@ fn send(world: &mut World, id: NodeId, method: &str, message: WsMessage) -> Resu
             } else {
                 world.state_mut(id).warnings += 1;
             }
-            Ok(Value::Int(QUEUE_FULL))
+            Value::Int(QUEUE_FULL)
         }
     }
 }
@@ -117,7 +122,7 @@ fn send_framed(world: &mut World, id: NodeId, args: &[Value]) -> Result<Value, S
         &args[2].to_string(),
         &bytes,
     );
-    let sent = send(world, id, "sendFramed", WsMessage::Binary(frame))?;
+    let sent = send(world, id, "sendFramed", WsMessage::Binary(frame));
     if matches!(sent, Value::Int(n) if n >= 0) {
         world.runtime_mut::<Runtime>(id).next_frame_id += 1;
     }
