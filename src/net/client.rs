@@ -9,9 +9,6 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -192,99 +189,6 @@ pub fn build_request(config: &ClientConfig) -> Result<Request, String> {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     Ok(request)
-}
-
-/// A rustls client configuration with the ring provider: roots from `ca_pem` (PEM certificates)
-/// when given, else the built-in webpki roots; `verify_cert` false accepts any certificate.
-pub fn tls_config(
-    verify_cert: bool,
-    ca_pem: Option<&[u8]>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = super::tls::crypto_provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    if !verify_cert {
-        return Ok(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoCertificateVerification { provider }))
-                .with_no_client_auth(),
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("CA file: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA file: certificate not usable as a root: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err("CA file holds no PEM certificate".to_string());
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(Arc::new(
-        builder.with_root_certificates(roots).with_no_client_auth(),
-    ))
-}
-
-/// Accepts any server certificate. Used only when the user turns Verify Certificate off (a
-/// self-signed test server): the connection is encrypted but the server is not authenticated.
-/// Handshake signatures are still checked, so the peer must hold the certificate's key.
-#[derive(Debug)]
-struct NoCertificateVerification {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoCertificateVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// A message for the connection numbered `conn` (see [`ClientEvent::Connected`]).
@@ -792,12 +696,5 @@ mod tests {
         assert!(build_request(&bad).unwrap_err().contains("bad name"));
         bad.headers = vec![("X".into(), "line\nbreak".into())];
         assert!(build_request(&bad).is_err());
-    }
-
-    #[test]
-    fn tls_config_rejects_a_ca_file_without_certificates() {
-        assert!(tls_config(true, Some(b"not pem")).is_err());
-        assert!(tls_config(true, None).is_ok());
-        assert!(tls_config(false, None).is_ok());
     }
 }

@@ -223,7 +223,7 @@ use rhai::{Array, Blob, Dynamic, EvalAltResult};
 
 use crate::engine::{Engine, Level, OpRuntime, World, resolve_env};
 use crate::net::client::{self, Backoff, ClientConfig, ClientEvent, ClientHandle, SendError};
-use crate::net::{WsMessage, nanollm};
+use crate::net::{WsMessage, nanollm, tls};
 use crate::ops::fifo_table::FifoTable;
 use crate::project::{NodeId, ParValue};
 use crate::script::{OpHandle, to_cell, to_text, with_op};
@@ -389,7 +389,7 @@ impl ConnectSettings {
 
     fn client_config(&self) -> Result<ClientConfig, String> {
         let tls = if self.url.starts_with("wss://") {
-            Some(client::tls_config(
+            Some(tls::client_config(
                 self.verify_cert,
                 self.ca_pem.as_deref(),
             )?)
