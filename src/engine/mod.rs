@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rhai::Dynamic;
 use tokio::sync::mpsc;
 
-use crate::net::{EVENT_QUEUE_CAPACITY, NetEvent};
+use crate::net::{EVENT_QUEUE_CAPACITY, NetEvent, NetTasks};
 use crate::ops;
 use crate::project::{NodeId, Project};
 use crate::script::{CallError, ScriptHost};
@@ -37,6 +37,8 @@ pub type EventReceiver = mpsc::Receiver<NetEvent>;
 pub struct NetContext {
     pub rt: tokio::runtime::Handle,
     pub events: mpsc::Sender<NetEvent>,
+    /// Every server and client task is spawned through it, so a stop can wait for them.
+    pub tasks: NetTasks,
 }
 
 /// The result of running one callback.
@@ -73,7 +75,11 @@ impl Engine {
         let engine = Engine {
             world,
             scripts,
-            net: NetContext { rt, events },
+            net: NetContext {
+                rt,
+                events,
+                tasks: NetTasks::default(),
+            },
             started: false,
             frame_start: Instant::now(),
         };

@@ -17,8 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
-use super::{NetEvent, NetEventKind, WsMessage};
+use super::{NetEvent, NetEventKind, NetTasks, WsMessage};
 use crate::project::NodeId;
 
 /// Outgoing messages queued per client. Scripts enqueue with `try_send` from the cook thread, so
@@ -216,6 +217,14 @@ pub struct ClientHandle {
     queued_bytes: Arc<AtomicUsize>,
     /// Permits are bytes of [`INGEST_BUDGET_BYTES`] not held by received messages.
     ingest: Arc<Semaphore>,
+    /// The task's child of [`NetTasks::cancel`], cancelled when the handle is dropped.
+    cancel: CancellationToken,
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl ClientHandle {
@@ -246,9 +255,11 @@ impl ClientHandle {
     }
 }
 
-/// Starts the client task for `node` on `rt`; its events carry `run`.
+/// Starts the client task for `node` on `rt`, tracked by `tasks.tracker` and running under a child
+/// of `tasks.cancel`; its events carry `run`.
 pub fn spawn(
     rt: &tokio::runtime::Handle,
+    tasks: &NetTasks,
     node: NodeId,
     run: u64,
     config: ClientConfig,
@@ -257,6 +268,7 @@ pub fn spawn(
     let (outgoing, commands) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let ingest = Arc::new(Semaphore::new(INGEST_BUDGET_BYTES));
+    let cancel = tasks.cancel.child_token();
     let task = Task {
         node,
         run,
@@ -265,12 +277,14 @@ pub fn spawn(
         commands,
         queued_bytes: queued_bytes.clone(),
         ingest: ingest.clone(),
+        cancel: cancel.clone(),
     };
-    rt.spawn(task.run());
+    tasks.tracker.spawn_on(task.run(), rt);
     ClientHandle {
         outgoing,
         queued_bytes,
         ingest,
+        cancel,
     }
 }
 
@@ -293,6 +307,9 @@ struct Task {
     commands: mpsc::Receiver<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
     ingest: Arc<Semaphore>,
+    /// Cancelled when the handle is dropped or the runner gives up waiting: the task says goodbye
+    /// (queued messages, then a close frame) and ends.
+    cancel: CancellationToken,
 }
 
 impl Task {
@@ -378,10 +395,15 @@ impl Task {
         }
     }
 
-    /// Receives commands until the handle is dropped. Messages arriving while no connection is
-    /// open were meant for one that has ended; they are dropped, never sent on the next one.
+    /// Receives commands until the handle is dropped or the task is cancelled. Messages arriving
+    /// while no connection is open were meant for one that has ended; they are dropped, never
+    /// sent on the next one.
     async fn next_stop(&mut self) -> Gone {
-        while self.recv().await.is_some() {}
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            _ = async { while self.recv().await.is_some() {} } => {}
+            _ = cancel.cancelled() => {}
+        }
         Gone
     }
 
@@ -440,6 +462,7 @@ impl Task {
         let mut pong_deadline: Option<Instant> = None;
         // The server's close frame, kept until the close handshake finishes.
         let mut closing: Option<(Option<u16>, String)> = None;
+        let cancel = self.cancel.clone();
         loop {
             tokio::select! {
                 command = self.recv() => {
@@ -451,6 +474,18 @@ impl Task {
                         Ok(()) => {}
                         Err(error) => return Ok(End::Failed(error)),
                     }
+                }
+                _ = cancel.cancelled() => {
+                    // As when the queue closes: what is already queued goes out, then our close.
+                    while let Some(first) = self.try_recv() {
+                        let written =
+                            self.write_batch(&mut ws, conn, first, &mut last_ping_sent).await;
+                        if written.is_err() {
+                            break;
+                        }
+                    }
+                    close_gracefully(&mut ws).await;
+                    return Err(Gone);
                 }
                 incoming = ws.next() => {
                     // Whatever else is already readable goes out in the same event, so a flood
@@ -540,12 +575,12 @@ impl Task {
             return Ok(());
         }
         let cost = u32::try_from(ingest_cost(batch)).unwrap_or(u32::MAX);
-        // Held until the engine has handled the batch (it adds the permits back).
-        self.ingest
-            .acquire_many(cost)
-            .await
-            .map_err(|_| Gone)?
-            .forget();
+        // Held until the engine has handled the batch (it adds the permits back). A stopped
+        // operator never will, so cancelling ends the wait.
+        tokio::select! {
+            permits = self.ingest.acquire_many(cost) => permits.map_err(|_| Gone)?.forget(),
+            _ = self.cancel.cancelled() => return Err(Gone),
+        }
         self.emit(ClientEvent::Received(std::mem::take(batch)))
             .await
     }

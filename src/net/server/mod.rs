@@ -20,11 +20,13 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::http::handle_request;
 use super::files::FileSettings;
-use super::{NetEvent, NetEventKind, WsMessage};
+use super::{NetEvent, NetEventKind, NetTasks, WsMessage};
 use crate::project::NodeId;
 
 /// Largest header section accepted; longer ones get 431.
@@ -159,7 +161,11 @@ struct Shared {
     limits: Arc<RwLock<ServerLimits>>,
     files: Arc<RwLock<Arc<FileSettings>>>,
     clients: Mutex<HashMap<String, ClientEntry>>,
-    shutdown: watch::Receiver<bool>,
+    /// Where the server's tasks are spawned, so a stop can wait for them.
+    tracker: TaskTracker,
+    /// This server's child of [`NetTasks::cancel`]: cancelled, it stops accepting, drops HTTP
+    /// connections and closes WebSocket clients with 1001.
+    cancel: CancellationToken,
 }
 
 impl Shared {
@@ -188,12 +194,11 @@ impl Shared {
     }
 }
 
-/// The engine's side of a running server.
+/// The engine's side of a running server. Dropping it stops the server, as
+/// [`ServerHandle::shutdown`] does.
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -212,11 +217,13 @@ pub enum SendError {
     TooSlow,
 }
 
-/// Binds at once (so a port in use is reported to the caller) and serves on `rt`.
+/// Binds at once (so a port in use is reported to the caller) and serves on `rt`; every task it
+/// spawns is tracked by `tasks.tracker` and runs under a child of `tasks.cancel`.
 pub fn start(
     config: ServerConfig,
     events: mpsc::Sender<NetEvent>,
     rt: &tokio::runtime::Handle,
+    tasks: &NetTasks,
 ) -> Result<ServerHandle, String> {
     let bind_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
@@ -245,7 +252,6 @@ pub fn start(
         socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
     };
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         node: config.node,
         run: config.run,
@@ -253,16 +259,14 @@ pub fn start(
         limits: config.limits,
         files: config.files,
         clients: Mutex::new(HashMap::new()),
-        shutdown: shutdown_rx,
+        tracker: tasks.tracker.clone(),
+        cancel: tasks.cancel.child_token(),
     });
     let acceptor = config.tls.map(tokio_rustls::TlsAcceptor::from);
-    let task = rt.spawn(accept_loop(listener, acceptor, shared.clone()));
-    Ok(ServerHandle {
-        local_addr,
-        shared,
-        shutdown: shutdown_tx,
-        task,
-    })
+    tasks
+        .tracker
+        .spawn_on(accept_loop(listener, acceptor, shared.clone()), rt);
+    Ok(ServerHandle { local_addr, shared })
 }
 
 impl ServerHandle {
@@ -332,9 +336,15 @@ impl ServerHandle {
 
     /// Stops accepting, sends WebSocket clients a 1001 close, and ends the server's tasks.
     pub fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        // The accept loop ends on the signal; connections finish their close handshakes alone.
-        drop(self.task);
+        // The accept loop ends on the cancel; connections finish their close handshakes alone,
+        // in tasks the runner waits for.
+        self.shared.cancel.cancel();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
     }
 }
 
@@ -351,7 +361,6 @@ async fn accept_loop(
 ) {
     let connection_slots = Arc::new(Semaphore::new(shared.limits().max_connections));
     let mut slots_granted = shared.limits().max_connections;
-    let mut shutdown = shared.shutdown.clone();
     loop {
         // Follow a changed connection limit without restarting the listener.
         let wanted = shared.limits().max_connections;
@@ -366,11 +375,11 @@ async fn accept_loop(
                 Ok(p) => p,
                 Err(_) => return,
             },
-            _ = shutdown.changed() => return,
+            _ = shared.cancel.cancelled() => return,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
+            _ = shared.cancel.cancelled() => return,
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
@@ -387,7 +396,7 @@ async fn accept_loop(
         let local = tcp.local_addr().unwrap_or(peer);
         let shared = shared.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        shared.tracker.clone().spawn(async move {
             let _permit = permit;
             match tls {
                 None => serve_connection(tcp, peer, local, shared).await,
@@ -433,10 +442,9 @@ where
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
-    let mut shutdown = shared.shutdown.clone();
     tokio::select! {
         _ = connection => {}
-        _ = shutdown.changed() => {}
+        _ = shared.cancel.cancelled() => {}
     }
 }
 

@@ -124,7 +124,7 @@ pub(super) async fn upgrade(
     {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
-    tokio::spawn(async move {
+    shared.tracker.clone().spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => websocket_session(TokioIo::new(upgraded), peer, uri, shared).await,
             Err(e) => shared.emit_now(ServerEvent::Warning {
@@ -191,7 +191,6 @@ where
     let mut ping_timer = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
     ping_timer.tick().await;
     let mut awaiting_pong = false;
-    let mut shutdown = shared.shutdown.clone();
     // (code, reason) of the close; None when the peer vanished without one.
     let mut closed: Option<(u16, String)> = None;
     // Whether we still owe the peer a close frame of our own.
@@ -265,7 +264,7 @@ where
                     break;
                 }
             }
-            _ = shutdown.changed() => {
+            _ = shared.cancel.cancelled() => {
                 send_close = Some((1001, "server stopping".into()));
                 closed = send_close.clone();
                 break;
