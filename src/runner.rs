@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -101,11 +101,15 @@ impl Runner {
         }
         if let Some(runtime) = self.runtime.take() {
             // Stopped operators finish their goodbyes (WebSocket close frames, 1001) in network
-            // tasks; shutting the runtime down would cancel them mid-way, so let them end first.
-            let deadline = Instant::now() + NET_GOODBYE;
-            while runtime.metrics().num_alive_tasks() > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            // tasks; shutting the runtime down would cancel them mid-way, so wait for the tasks
+            // they started to end first. This runs on the GUI or caller's thread, outside the
+            // runtime, so blocking on it is fine. (The timeout is made inside the async block:
+            // its timer needs the runtime's context, which only `block_on` provides here.)
+            let tasks = self.engine.lock().net().tasks.clone();
+            tasks.tracker.close();
+            let _ = runtime
+                .block_on(async { tokio::time::timeout(NET_GOODBYE, tasks.tracker.wait()).await });
+            tasks.cancel.cancel();
             runtime.shutdown_timeout(Duration::from_millis(500));
         }
     }

@@ -753,7 +753,7 @@ fn parameters_restart_only_the_listener_and_stop_runs_on_server_stop() {
 fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
     let rt = rt();
     let (mut engine, mut events) =
-        datpatch::runner::new_engine(Default::default(), rt.handle().clone());
+        datpatch::runner::new_engine(datpatch::project::Project::default(), rt.handle().clone());
     let created = engine
         .apply(Command::AddNode {
             kind: datpatch::schema::OpKind::WebServer,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::net::{EVENT_QUEUE_CAPACITY, NetEvent};
+use crate::net::{EVENT_QUEUE_CAPACITY, NetEvent, NetTasks};
 use crate::project::{NodeId, Project};
 
 /// Milliseconds since the Unix epoch, as scripts' `time_ms()` and console lines use.
@@ -41,6 +41,8 @@ pub type EventReceiver = mpsc::Receiver<NetEvent>;
 pub struct NetContext {
     pub rt: tokio::runtime::Handle,
     pub events: mpsc::Sender<NetEvent>,
+    /// Every server and client task is spawned through it, so a stop can wait for them.
+    pub tasks: NetTasks,
 }
 
 /// The result of running one callback.
@@ -95,7 +97,11 @@ impl Engine {
             world,
             scripts,
             new_scripts: parts.new_scripts,
-            net: NetContext { rt, events },
+            net: NetContext {
+                rt,
+                events,
+                tasks: NetTasks::default(),
+            },
             started: false,
             frame_start: Instant::now(),
         };

@@ -9,9 +9,6 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -20,8 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
-use super::{NetEvent, NetEventKind, WsMessage};
+use super::{NetEvent, NetEventKind, NetTasks, WsMessage};
 use crate::project::NodeId;
 
 /// Outgoing messages queued per client. Scripts enqueue with `try_send` from the cook thread, so
@@ -194,99 +192,6 @@ pub fn build_request(config: &ClientConfig) -> Result<Request, String> {
     Ok(request)
 }
 
-/// A rustls client configuration with the ring provider: roots from `ca_pem` (PEM certificates)
-/// when given, else the built-in webpki roots; `verify_cert` false accepts any certificate.
-pub fn tls_config(
-    verify_cert: bool,
-    ca_pem: Option<&[u8]>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = super::tls::crypto_provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    if !verify_cert {
-        return Ok(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoCertificateVerification { provider }))
-                .with_no_client_auth(),
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("CA file: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA file: certificate not usable as a root: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err("CA file holds no PEM certificate".to_string());
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(Arc::new(
-        builder.with_root_certificates(roots).with_no_client_auth(),
-    ))
-}
-
-/// Accepts any server certificate. Used only when the user turns Verify Certificate off (a
-/// self-signed test server): the connection is encrypted but the server is not authenticated.
-/// Handshake signatures are still checked, so the peer must hold the certificate's key.
-#[derive(Debug)]
-struct NoCertificateVerification {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoCertificateVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A message for the connection numbered `conn` (see [`ClientEvent::Connected`]).
 #[derive(Debug)]
 struct Outgoing {
@@ -312,6 +217,14 @@ pub struct ClientHandle {
     queued_bytes: Arc<AtomicUsize>,
     /// Permits are bytes of [`INGEST_BUDGET_BYTES`] not held by received messages.
     ingest: Arc<Semaphore>,
+    /// The task's child of [`NetTasks::cancel`], cancelled when the handle is dropped.
+    cancel: CancellationToken,
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl ClientHandle {
@@ -342,9 +255,11 @@ impl ClientHandle {
     }
 }
 
-/// Starts the client task for `node` on `rt`; its events carry `run`.
+/// Starts the client task for `node` on `rt`, tracked by `tasks.tracker` and running under a child
+/// of `tasks.cancel`; its events carry `run`.
 pub fn spawn(
     rt: &tokio::runtime::Handle,
+    tasks: &NetTasks,
     node: NodeId,
     run: u64,
     config: ClientConfig,
@@ -353,6 +268,7 @@ pub fn spawn(
     let (outgoing, commands) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let ingest = Arc::new(Semaphore::new(INGEST_BUDGET_BYTES));
+    let cancel = tasks.cancel.child_token();
     let task = Task {
         node,
         run,
@@ -361,12 +277,14 @@ pub fn spawn(
         commands,
         queued_bytes: queued_bytes.clone(),
         ingest: ingest.clone(),
+        cancel: cancel.clone(),
     };
-    rt.spawn(task.run());
+    tasks.tracker.spawn_on(task.run(), rt);
     ClientHandle {
         outgoing,
         queued_bytes,
         ingest,
+        cancel,
     }
 }
 
@@ -389,6 +307,9 @@ struct Task {
     commands: mpsc::Receiver<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
     ingest: Arc<Semaphore>,
+    /// Cancelled when the handle is dropped or the runner gives up waiting: the task says goodbye
+    /// (queued messages, then a close frame) and ends.
+    cancel: CancellationToken,
 }
 
 impl Task {
@@ -456,7 +377,7 @@ impl Task {
             };
             match end {
                 End::Closed { code, reason } => {
-                    self.emit(ClientEvent::Closed { code, reason }).await?
+                    self.emit(ClientEvent::Closed { code, reason }).await?;
                 }
                 End::Failed(error) => self.emit(ClientEvent::Failed { error }).await?,
             }
@@ -474,17 +395,22 @@ impl Task {
         }
     }
 
-    /// Receives commands until the handle is dropped. Messages arriving while no connection is
-    /// open were meant for one that has ended; they are dropped, never sent on the next one.
+    /// Receives commands until the handle is dropped or the task is cancelled. Messages arriving
+    /// while no connection is open were meant for one that has ended; they are dropped, never
+    /// sent on the next one.
     async fn next_stop(&mut self) -> Gone {
-        while self.recv().await.is_some() {}
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            () = async { while self.recv().await.is_some() {} } => {}
+            () = cancel.cancelled() => {}
+        }
         Gone
     }
 
     async fn idle(&mut self, delay: Duration) -> Result<(), Gone> {
         tokio::select! {
             gone = self.next_stop() => Err(gone),
-            _ = tokio::time::sleep(delay) => Ok(()),
+            () = tokio::time::sleep(delay) => Ok(()),
         }
     }
 
@@ -536,6 +462,7 @@ impl Task {
         let mut pong_deadline: Option<Instant> = None;
         // The server's close frame, kept until the close handshake finishes.
         let mut closing: Option<(Option<u16>, String)> = None;
+        let cancel = self.cancel.clone();
         loop {
             tokio::select! {
                 command = self.recv() => {
@@ -547,6 +474,18 @@ impl Task {
                         Ok(()) => {}
                         Err(error) => return Ok(End::Failed(error)),
                     }
+                }
+                () = cancel.cancelled() => {
+                    // As when the queue closes: what is already queued goes out, then our close.
+                    while let Some(first) = self.try_recv() {
+                        let written =
+                            self.write_batch(&mut ws, conn, first, &mut last_ping_sent).await;
+                        if written.is_err() {
+                            break;
+                        }
+                    }
+                    close_gracefully(&mut ws).await;
+                    return Err(Gone);
                 }
                 incoming = ws.next() => {
                     // Whatever else is already readable goes out in the same event, so a flood
@@ -609,7 +548,7 @@ impl Task {
                         return Ok(end);
                     }
                 }
-                _ = sleep_until_opt(next_ping) => {
+                () = sleep_until_opt(next_ping) => {
                     let now = Instant::now();
                     next_ping = ping_every.map(|every| now + every);
                     last_ping_sent = Some(now);
@@ -621,7 +560,7 @@ impl Task {
                         return Ok(End::Failed(error));
                     }
                 }
-                _ = sleep_until_opt(pong_deadline) => {
+                () = sleep_until_opt(pong_deadline) => {
                     return Ok(End::Failed(format!(
                         "no pong within {} ms of a ping",
                         self.config.pong_timeout_ms
@@ -636,12 +575,12 @@ impl Task {
             return Ok(());
         }
         let cost = u32::try_from(ingest_cost(batch)).unwrap_or(u32::MAX);
-        // Held until the engine has handled the batch (it adds the permits back).
-        self.ingest
-            .acquire_many(cost)
-            .await
-            .map_err(|_| Gone)?
-            .forget();
+        // Held until the engine has handled the batch (it adds the permits back). A stopped
+        // operator never will, so cancelling ends the wait.
+        tokio::select! {
+            permits = self.ingest.acquire_many(cost) => permits.map_err(|_| Gone)?.forget(),
+            () = self.cancel.cancelled() => return Err(Gone),
+        }
         self.emit(ClientEvent::Received(std::mem::take(batch)))
             .await
     }
@@ -792,12 +731,5 @@ mod tests {
         assert!(build_request(&bad).unwrap_err().contains("bad name"));
         bad.headers = vec![("X".into(), "line\nbreak".into())];
         assert!(build_request(&bad).is_err());
-    }
-
-    #[test]
-    fn tls_config_rejects_a_ca_file_without_certificates() {
-        assert!(tls_config(true, Some(b"not pem")).is_err());
-        assert!(tls_config(true, None).is_ok());
-        assert!(tls_config(false, None).is_ok());
     }
 }

@@ -172,9 +172,10 @@ pub async fn serve_static(
         ));
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(value) => match parse_range(value, len) {
-            Ok(range) => range,
-            Err(()) => {
+        Some(value) => {
+            if let Ok(range) = parse_range(value, len) {
+                range
+            } else {
                 out_headers.push(("Content-Range".into(), format!("bytes */{len}")));
                 return Some(response(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -182,7 +183,7 @@ pub async fn serve_static(
                     Bytes::new(),
                 ));
             }
-        },
+        }
         None => None,
     };
     let (status, start, count) = match range {

@@ -7,11 +7,26 @@ pub mod nanollm;
 pub mod server;
 pub mod tls;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::project::NodeId;
 
 /// Events queued between the network and the cook thread. When full, network tasks wait (TCP
 /// backpressure) instead of buffering without limit.
 pub const EVENT_QUEUE_CAPACITY: usize = 4096;
+
+/// The network tasks an engine starts, so that a stop can wait for them. Every task a server
+/// (accept loop, connections, WebSocket sessions) or a WebSocket client spawns goes through
+/// `tracker`; each server and client runs under its own child of `cancel`, cancelled by
+/// [`server::ServerHandle::shutdown`] or by dropping the [`client::ClientHandle`], which starts
+/// its goodbye (close frames). The runner waits on `tracker` for those goodbyes, then cancels
+/// `cancel` itself for whatever is left.
+#[derive(Debug, Clone, Default)]
+pub struct NetTasks {
+    pub tracker: TaskTracker,
+    pub cancel: CancellationToken,
+}
 
 /// Something that happened on an operator's connection.
 #[derive(Debug)]

@@ -186,7 +186,7 @@ fn start(engine: &mut Engine, id: NodeId, spec: ListenSpec) {
         limits: rt.limits.clone(),
         files: rt.files.clone(),
     };
-    match server::start(config, net.events, &net.rt) {
+    match server::start(config, net.events, &net.rt, &net.tasks) {
         Ok(handle) => {
             let scheme = if spec.tls.is_some() { "https" } else { "http" };
             let addr = handle.local_addr;

@@ -174,7 +174,9 @@ fn start(engine: &mut Engine, id: NodeId, settings: ConnectSettings) {
     let net = engine.net().clone();
     let rt = runtime(engine, id);
     rt.run += 1;
-    rt.client = Some(client::spawn(&net.rt, id, rt.run, config, net.events));
+    rt.client = Some(client::spawn(
+        &net.rt, &net.tasks, id, rt.run, config, net.events,
+    ));
     rt.started_with = Some(Box::new(settings));
     rt.link = Link::Connecting;
     rt.last_failure = None;

@@ -93,7 +93,7 @@ impl ConnectSettings {
 
     pub fn client_config(&self) -> Result<ClientConfig, String> {
         let tls = if self.url.starts_with("wss://") {
-            Some(client::tls_config(
+            Some(crate::net::tls::client_config(
                 self.verify_cert,
                 self.ca_pem.as_deref(),
             )?)

@@ -1,0 +1,278 @@
+//! The HTTP path of the Web Server DAT: a request read (body limits and timeouts, uploads), asked
+//! of the engine, answered (static files behind a default 404), and the request/response types
+//! the engine sees.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use super::websocket::{is_websocket_upgrade, upgrade};
+use super::{Ends, ServerEvent, Shared};
+use crate::net::SharedStr;
+use crate::net::files::{self, UploadError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The path only; the query is in `query`.
+    pub path: String,
+    pub query: String,
+    /// In arrival order, names in lower case (as HTTP/2 and hyper carry them).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Both ends as `ip:port`, the form scripts see (made once per connection).
+    pub client_addr: SharedStr,
+    pub server_addr: SharedStr,
+    /// Where an upload's body was saved (its `body` is then empty).
+    pub saved_path: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub reason: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn status(status: StatusCode) -> Self {
+        Self {
+            status: status.as_u16(),
+            reason: None,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: Bytes::from(format!(
+                "{} {}\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )),
+        }
+    }
+}
+
+pub(super) type Body = Full<Bytes>;
+
+pub(super) fn to_hyper(response: HttpResponse) -> Response<Body> {
+    let mut out = Response::new(Full::new(response.body));
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    if let Some(reason) = response.reason
+        && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes())
+    {
+        out.extensions_mut().insert(phrase);
+    }
+    out
+}
+
+pub(super) fn request_info(req: &http::request::Parts, body: Bytes, ends: &Ends) -> HttpRequest {
+    HttpRequest {
+        method: req.method.as_str().to_string(),
+        path: req.uri.path().to_string(),
+        query: req.uri.query().unwrap_or("").to_string(),
+        headers: req
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        client_addr: ends.peer_text.clone(),
+        server_addr: ends.local_text.clone(),
+        saved_path: None,
+    }
+}
+
+/// Asks the engine for an answer, waiting at most the request timeout.
+pub(super) async fn ask_engine(
+    shared: &Shared,
+    event: impl FnOnce(oneshot::Sender<HttpResponse>) -> ServerEvent,
+) -> HttpResponse {
+    let timeout = Duration::from_millis(shared.limits().request_timeout_ms);
+    let (reply, answer) = oneshot::channel();
+    // One timer for the whole wait (queueing for the engine, then its answer).
+    let asked = tokio::time::timeout(timeout, async {
+        if shared.emit(event(reply)).await {
+            answer.await.ok()
+        } else {
+            None
+        }
+    });
+    match asked.await {
+        Ok(Some(response)) => response,
+        _ => HttpResponse::status(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+pub(super) async fn handle_request(
+    req: Request<Incoming>,
+    ends: Arc<Ends>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Infallible> {
+    if is_websocket_upgrade(&req) {
+        return Ok(upgrade(req, ends, shared).await);
+    }
+    let limits = shared.limits();
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > limits.max_body_bytes) {
+        return Ok(to_hyper(HttpResponse::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )));
+    }
+    let (parts, body) = req.into_parts();
+    let settings = shared.files.read().clone();
+    let path = parts.uri.path().to_string();
+    let is_write = parts.method == http::Method::POST || parts.method == http::Method::PUT;
+    if let Some(dir) = &settings.upload_dir
+        && is_write
+        && !settings.upload_prefix.is_empty()
+        && let Some(rest) = path.strip_prefix(settings.upload_prefix.as_str())
+    {
+        let name = files::sanitize_upload_name(rest);
+        let idle = Duration::from_millis(limits.header_timeout_ms);
+        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes, idle).await {
+            Ok(saved) => saved,
+            Err(UploadError::Stalled) => {
+                let mut refused = HttpResponse::status(StatusCode::REQUEST_TIMEOUT);
+                refused.headers.push(("connection".into(), "close".into()));
+                return Ok(to_hyper(refused));
+            }
+            Err(UploadError::TooLarge) => {
+                return Ok(to_hyper(HttpResponse::status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                )));
+            }
+            Err(UploadError::Interrupted) => {
+                return Ok(to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST)));
+            }
+            Err(UploadError::Io(e)) => {
+                shared.emit_now(ServerEvent::Warning {
+                    text: format!("saving an upload in {}: {e}", dir.display()),
+                });
+                return Ok(to_hyper(HttpResponse::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                )));
+            }
+        };
+        let file_name = saved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut request = request_info(&parts, Bytes::new(), &ends);
+        request.saved_path = Some(saved);
+        let mut response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
+            request: Box::new(request),
+            reply,
+        })
+        .await;
+        if is_default_404(&response) {
+            response = HttpResponse {
+                status: StatusCode::CREATED.as_u16(),
+                reason: None,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: Bytes::from(file_name),
+            };
+        }
+        return Ok(to_hyper(response));
+    }
+    let idle = Duration::from_millis(limits.header_timeout_ms);
+    let body = match read_body(body, limits.max_body_bytes, idle).await {
+        Ok(body) => body,
+        Err(status) => {
+            let mut refused = HttpResponse::status(status);
+            refused.headers.push(("connection".into(), "close".into()));
+            return Ok(to_hyper(refused));
+        }
+    };
+    let request = request_info(&parts, body, &ends);
+    let mut response = ask_engine(&shared, |reply| ServerEvent::HttpRequest {
+        request: Box::new(request),
+        reply,
+    })
+    .await;
+    if is_default_404(&response)
+        && let Some(root) = &settings.static_root
+        && let Some(mut file) = files::serve_static(
+            root,
+            &settings.index_file,
+            &parts.method,
+            &path,
+            &parts.headers,
+        )
+        .await
+    {
+        // Headers the callback set on its default answer (CORS, caching) apply to the file too.
+        for (name, value) in response.headers {
+            if !file
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                file.headers.push((name, value));
+            }
+        }
+        response = file;
+    }
+    if is_default_404(&response)
+        && !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        let plain = HttpResponse::status(StatusCode::NOT_FOUND);
+        response.headers.extend(plain.headers);
+        response.body = plain.body;
+    }
+    Ok(to_hyper(response))
+}
+
+/// An answer the callback left at its default (or gave no callback for): 404, no body.
+fn is_default_404(response: &HttpResponse) -> bool {
+    response.status == 404 && response.body.is_empty()
+}
+
+/// Reads a body of at most `max` bytes; a client that sends nothing for `idle` gets 408, so a
+/// stalled body cannot hold a connection slot forever.
+async fn read_body(body: Incoming, max: u64, idle: Duration) -> Result<Bytes, StatusCode> {
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new()); // a GET, say: no timer, no buffer
+    }
+    let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
+    let mut data = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+            Ok(None) => return Ok(data.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+            Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            Ok(Some(Err(_))) => return Err(StatusCode::BAD_REQUEST),
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The Web Server DAT's listener: the accept loop and each connection, limits, and the registry of
+//! connected WebSocket clients behind the engine's [`ServerHandle`]; HTTP/1.1 (hyper) and
+//! WebSocket (tokio-tungstenite) share one port, with optional TLS (tokio-rustls).
+//!
+//! Every request and message becomes a [`ServerEvent`] for the cook thread; HTTP requests carry a
+//! oneshot for the answer and get 503 if none comes within the request timeout. The HTTP path is
+//! in `http.rs`, upgrades and WebSocket sessions in `websocket.rs`.
+
+mod http;
+mod websocket;
+
+pub use self::http::{HttpRequest, HttpResponse};
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::{Mutex, RwLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::http::handle_request;
+use super::files::FileSettings;
+use super::{NetEvent, NetEventKind, NetTasks, SharedStr, WsMessage};
+use crate::project::NodeId;
+
+/// Largest header section accepted; longer ones get 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most header lines accepted; more get 431.
+const MAX_HEADER_LINES: usize = 100;
+/// Connections the kernel completes while all connection slots are busy (std's bind gives 128;
+/// past it a burst's SYNs are dropped and each of those connects stalls for a second or more).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// What the server task reports to the engine.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// An HTTP request; answer on `reply` (dropping it answers 503).
+    HttpRequest {
+        request: Box<HttpRequest>,
+        reply: oneshot::Sender<HttpResponse>,
+    },
+    /// A WebSocket upgrade request; status 101 accepts, any other status refuses with that answer.
+    WsUpgrade {
+        request: Box<HttpRequest>,
+        reply: oneshot::Sender<HttpResponse>,
+    },
+    WsOpen {
+        client: String,
+        uri: String,
+    },
+    WsMessage {
+        client: String,
+        message: WsMessage,
+    },
+    WsClose {
+        client: String,
+        code: Option<u16>,
+        reason: String,
+    },
+    /// Something the user should see that did not stop the server (a failed TLS handshake).
+    Warning {
+        text: String,
+    },
+    /// The listener stopped by itself (it is not restarted).
+    Failed {
+        error: String,
+    },
+}
+
+/// Limits read by every connection; changing them takes effect without a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLimits {
+    pub max_connections: usize,
+    pub max_body_bytes: u64,
+    pub max_message_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// For the TLS handshake and the request headers, and the longest pause within a body.
+    pub header_timeout_ms: u64,
+    /// 0: never ping.
+    pub ping_interval_ms: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_body_bytes: 16 << 20,
+            max_message_bytes: 16 << 20,
+            request_timeout_ms: 5000,
+            header_timeout_ms: 10_000,
+            ping_interval_ms: 30_000,
+        }
+    }
+}
+
+pub struct ServerConfig {
+    pub node: NodeId,
+    pub run: u64,
+    pub bind: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: Arc<RwLock<ServerLimits>>,
+    /// Swapped whole when parameters change; each request takes the current one.
+    pub files: Arc<RwLock<Arc<FileSettings>>>,
+}
+
+/// One connected WebSocket client, as the Info panel lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInfo {
+    /// `ip:port`, the id scripts use.
+    pub address: String,
+    pub uri: String,
+    /// Unix epoch milliseconds.
+    pub connected_since_ms: i64,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    pub last_activity_ms: i64,
+}
+
+/// What the engine can ask one client's task to do.
+enum ClientCommand {
+    Send(WsMessage),
+    Close(u16, String),
+}
+
+struct ClientStats {
+    uri: String,
+    since_ms: i64,
+    messages_in: AtomicU64,
+    bytes_in: AtomicU64,
+    messages_out: AtomicU64,
+    bytes_out: AtomicU64,
+    last_activity_ms: AtomicI64,
+}
+
+impl ClientStats {
+    fn touch(&self) {
+        self.last_activity_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+struct ClientEntry {
+    commands: mpsc::Sender<ClientCommand>,
+    /// Fired when the client cannot keep up: its task closes it at once.
+    too_slow: Arc<tokio::sync::Notify>,
+    stats: Arc<ClientStats>,
+}
+
+/// State shared by the listener, its connections and the engine's handle.
+struct Shared {
+    node: NodeId,
+    run: u64,
+    events: mpsc::Sender<NetEvent>,
+    limits: Arc<RwLock<ServerLimits>>,
+    files: Arc<RwLock<Arc<FileSettings>>>,
+    clients: Mutex<HashMap<String, ClientEntry>>,
+    /// Where the server's tasks are spawned, so a stop can wait for them.
+    tracker: TaskTracker,
+    /// This server's child of [`NetTasks::cancel`]: cancelled, it stops accepting, drops HTTP
+    /// connections and closes WebSocket clients with 1001.
+    cancel: CancellationToken,
+}
+
+impl Shared {
+    async fn emit(&self, event: ServerEvent) -> bool {
+        self.events
+            .send(NetEvent {
+                node: self.node,
+                run: self.run,
+                kind: NetEventKind::Server(event),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// For reports that may be dropped under a flood rather than hold up the connection.
+    fn emit_now(&self, event: ServerEvent) {
+        let _ = self.events.try_send(NetEvent {
+            node: self.node,
+            run: self.run,
+            kind: NetEventKind::Server(event),
+        });
+    }
+
+    fn limits(&self) -> ServerLimits {
+        self.limits.read().clone()
+    }
+}
+
+/// The engine's side of a running server. Dropping it stops the server, as
+/// [`ServerHandle::shutdown`] does.
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+/// Why a message could not be queued for a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendError {
+    NoSuchClient,
+    /// Its queue was full: the client is being dropped.
+    TooSlow,
+}
+
+/// Binds at once (so a port in use is reported to the caller) and serves on `rt`; every task it
+/// spawns is tracked by `tasks.tracker` and runs under a child of `tasks.cancel`.
+pub fn start(
+    config: ServerConfig,
+    events: mpsc::Sender<NetEvent>,
+    rt: &tokio::runtime::Handle,
+    tasks: &NetTasks,
+) -> Result<ServerHandle, String> {
+    let bind_error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "port {} is already in use ({})",
+            config.bind.port(),
+            config.bind
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {}: no such local address",
+            config.bind.ip()
+        ),
+        _ => format!("cannot listen on {}: {e}", config.bind),
+    };
+    let listener = {
+        let _entered = rt.enter();
+        let socket = if config.bind.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(bind_error)?;
+        // As std's bind does on Unix: a restart may rebind while old connections linger.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(bind_error)?;
+        socket.bind(config.bind).map_err(bind_error)?;
+        socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
+    };
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared {
+        node: config.node,
+        run: config.run,
+        events,
+        limits: config.limits,
+        files: config.files,
+        clients: Mutex::new(HashMap::new()),
+        tracker: tasks.tracker.clone(),
+        cancel: tasks.cancel.child_token(),
+    });
+    let acceptor = config.tls.map(tokio_rustls::TlsAcceptor::from);
+    tasks
+        .tracker
+        .spawn_on(accept_loop(listener, acceptor, shared.clone()), rt);
+    Ok(ServerHandle { local_addr, shared })
+}
+
+impl ServerHandle {
+    /// Queues a message for `client`; returns its payload size.
+    pub fn send(&self, client: &str, message: WsMessage) -> Result<usize, SendError> {
+        let clients = self.shared.clients.lock();
+        let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
+        let len = message.len();
+        match entry.commands.try_send(ClientCommand::Send(message)) {
+            Ok(()) => Ok(len),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                entry.too_slow.notify_one();
+                Err(SendError::TooSlow)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::NoSuchClient),
+        }
+    }
+
+    /// Closes `client` with `code` and `reason` (the close handshake runs in its task).
+    pub fn close(&self, client: &str, code: u16, reason: &str) -> Result<(), SendError> {
+        let clients = self.shared.clients.lock();
+        let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
+        if entry
+            .commands
+            .try_send(ClientCommand::Close(code, reason.to_string()))
+            .is_err()
+        {
+            entry.too_slow.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Open WebSocket connections, oldest first.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let clients = self.shared.clients.lock();
+        let mut list: Vec<ClientInfo> = clients
+            .iter()
+            .map(|(address, entry)| {
+                let s = &entry.stats;
+                ClientInfo {
+                    address: address.clone(),
+                    uri: s.uri.clone(),
+                    connected_since_ms: s.since_ms,
+                    messages_in: s.messages_in.load(Ordering::Relaxed),
+                    bytes_in: s.bytes_in.load(Ordering::Relaxed),
+                    messages_out: s.messages_out.load(Ordering::Relaxed),
+                    bytes_out: s.bytes_out.load(Ordering::Relaxed),
+                    last_activity_ms: s.last_activity_ms.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            a.connected_since_ms
+                .cmp(&b.connected_since_ms)
+                .then_with(|| a.address.cmp(&b.address))
+        });
+        list
+    }
+
+    pub fn client_ids(&self) -> Vec<String> {
+        self.clients().into_iter().map(|c| c.address).collect()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.shared.clients.lock().len()
+    }
+
+    /// Stops accepting, sends WebSocket clients a 1001 close, and ends the server's tasks.
+    pub fn shutdown(self) {
+        // The accept loop ends on the cancel; connections finish their close handshakes alone,
+        // in tasks the runner waits for.
+        self.shared.cancel.cancel();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    let connection_slots = Arc::new(Semaphore::new(shared.limits().max_connections));
+    let mut slots_granted = shared.limits().max_connections;
+    loop {
+        // Follow a changed connection limit without restarting the listener.
+        let wanted = shared.limits().max_connections;
+        if wanted > slots_granted {
+            connection_slots.add_permits(wanted - slots_granted);
+            slots_granted = wanted;
+        } else if wanted < slots_granted {
+            slots_granted -= connection_slots.forget_permits(slots_granted - wanted);
+        }
+        let permit = tokio::select! {
+            permit = connection_slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = shared.cancel.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.cancel.cancelled() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: report, pause, and keep serving.
+                shared.emit_now(ServerEvent::Warning {
+                    text: format!("accepting a connection failed: {e}"),
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().unwrap_or(peer);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        shared.tracker.clone().spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => serve_connection(tcp, peer, local, shared).await,
+                Some(acceptor) => {
+                    let timeout = Duration::from_millis(shared.limits().header_timeout_ms);
+                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, local, shared).await,
+                        Ok(Err(e)) => shared.emit_now(ServerEvent::Warning {
+                            text: format!("TLS handshake with {peer} failed: {e}"),
+                        }),
+                        Err(_) => shared.emit_now(ServerEvent::Warning {
+                            text: format!("TLS handshake with {peer} timed out"),
+                        }),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = shared.limits();
+    let service_shared = shared.clone();
+    let ends = Arc::new(Ends {
+        peer,
+        peer_text: peer.to_string().into(),
+        local_text: local.to_string().into(),
+    });
+    let service = hyper::service::service_fn(move |req| {
+        handle_request(req, ends.clone(), service_shared.clone())
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADER_LINES)
+        .keep_alive(true);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::select! {
+        _ = connection => {}
+        () = shared.cancel.cancelled() => {}
+    }
+}
+
+/// A connection's two ends; their text forms, which every request carries, are made once.
+struct Ends {
+    peer: SocketAddr,
+    peer_text: SharedStr,
+    local_text: SharedStr,
+}

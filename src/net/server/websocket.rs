@@ -1,0 +1,304 @@
+//! WebSocket on the Web Server DAT: the upgrade (asked of the engine, subprotocol chosen) and each
+//! client's session (messages both ways, pings, too-slow clients, the closing handshake).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::http::{Body, HttpResponse, ask_engine, request_info, to_hyper};
+use super::{ClientCommand, ClientEntry, ClientStats, Ends, ServerEvent, Shared, now_ms};
+use crate::net::WsMessage;
+
+/// Messages queued for one WebSocket client before it counts as too slow and is dropped.
+const CLIENT_QUEUE_MESSAGES: usize = 1024;
+/// How long a closing WebSocket waits for the peer's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Each WebSocket connection's read buffer. tungstenite zeroes the free part of it before every
+/// read, so its 128 KiB default costs a 128 KiB memset per small message (and 128 KiB per idle
+/// client); larger messages are still read whole, 8 KiB per read.
+const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+pub(super) fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    req.method() == http::Method::GET
+        && has_token(header::UPGRADE, "websocket")
+        && has_token(header::CONNECTION, "upgrade")
+}
+
+pub(super) async fn upgrade(
+    req: Request<Incoming>,
+    ends: Arc<Ends>,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let peer = ends.peer;
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST));
+    };
+    if req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(http::HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut refused = HttpResponse::status(StatusCode::UPGRADE_REQUIRED);
+        refused
+            .headers
+            .push(("sec-websocket-version".into(), "13".into()));
+        return to_hyper(refused);
+    }
+    let (parts, body) = req.into_parts();
+    let request = request_info(&parts, Bytes::new(), &ends);
+    let req = Request::from_parts(parts, body);
+    let offered: Vec<String> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "sec-websocket-protocol")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|p| p.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let uri = request.path.clone();
+    let answer = ask_engine(&shared, |reply| ServerEvent::WsUpgrade {
+        request: Box::new(request),
+        reply,
+    })
+    .await;
+    if answer.status != 101 {
+        return to_hyper(answer);
+    }
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    // The callback's choice of subprotocol wins; without one, the first offered is accepted so
+    // clients that insist on a protocol (`bearer, <token>`) can connect.
+    let chosen = answer
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .map(|(_, v)| v.clone())
+        .or_else(|| offered.first().cloned());
+    for (name, value) in &answer.headers {
+        if name.eq_ignore_ascii_case("sec-websocket-protocol")
+            || name.eq_ignore_ascii_case("content-type")
+        {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    if let Some(protocol) = chosen
+        && let Ok(value) = HeaderValue::from_str(&protocol)
+    {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    shared.tracker.clone().spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => websocket_session(TokioIo::new(upgraded), peer, uri, shared).await,
+            Err(e) => shared.emit_now(ServerEvent::Warning {
+                text: format!("WebSocket upgrade from {peer} failed: {e}"),
+            }),
+        }
+    });
+    response
+}
+
+/// The close code for a read error, as RFC 6455 §7.4 assigns them.
+fn close_code_for(error: &WsError) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match error {
+        // The peer is gone: there is no one to send a close frame to.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Capacity(_) => Some(1009),
+        WsError::Utf8(_) => Some(1007),
+        WsError::Protocol(_) => Some(1002),
+        _ => None,
+    }
+}
+
+async fn websocket_session<S>(io: S, peer: SocketAddr, uri: String, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = shared.limits();
+    let config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_message_size(Some(limits.max_message_bytes))
+        .max_frame_size(Some(limits.max_message_bytes));
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let (mut sink, mut stream) = ws.split();
+    let client = peer.to_string();
+    let (commands_tx, mut commands) = mpsc::channel(CLIENT_QUEUE_MESSAGES);
+    let too_slow = Arc::new(tokio::sync::Notify::new());
+    let stats = Arc::new(ClientStats {
+        uri: uri.clone(),
+        since_ms: now_ms(),
+        messages_in: AtomicU64::new(0),
+        bytes_in: AtomicU64::new(0),
+        messages_out: AtomicU64::new(0),
+        bytes_out: AtomicU64::new(0),
+        last_activity_ms: AtomicI64::new(now_ms()),
+    });
+    shared.clients.lock().insert(
+        client.clone(),
+        ClientEntry {
+            commands: commands_tx,
+            too_slow: too_slow.clone(),
+            stats: stats.clone(),
+        },
+    );
+    shared
+        .emit(ServerEvent::WsOpen {
+            client: client.clone(),
+            uri,
+        })
+        .await;
+
+    let ping_every =
+        (limits.ping_interval_ms > 0).then(|| Duration::from_millis(limits.ping_interval_ms));
+    let mut ping_timer = tokio::time::interval(ping_every.unwrap_or(Duration::from_hours(1)));
+    ping_timer.tick().await;
+    let mut awaiting_pong = false;
+    // (code, reason) of the close; None when the peer vanished without one.
+    let mut closed: Option<(u16, String)> = None;
+    // Whether we still owe the peer a close frame of our own.
+    let mut send_close: Option<(u16, String)> = None;
+
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let message = match incoming {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        if let Some(code) = close_code_for(&e) {
+                            send_close = Some((code, e.to_string()));
+                            closed = Some((code, e.to_string()));
+                        }
+                        break;
+                    }
+                    None => break,
+                };
+                stats.touch();
+                let event = match message {
+                    Message::Text(t) => WsMessage::Text(t.as_str().into()),
+                    Message::Binary(b) => WsMessage::Binary(b),
+                    Message::Ping(b) => WsMessage::Ping(b),
+                    Message::Pong(b) => {
+                        awaiting_pong = false;
+                        WsMessage::Pong(b)
+                    }
+                    Message::Close(frame) => {
+                        closed = Some(frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_string())));
+                        // tungstenite queued the reply; flushing sends it.
+                        let _ = sink.flush().await;
+                        break;
+                    }
+                    Message::Frame(_) => continue,
+                };
+                stats.messages_in.fetch_add(1, Ordering::Relaxed);
+                stats.bytes_in.fetch_add(event.len() as u64, Ordering::Relaxed);
+                if !shared.emit(ServerEvent::WsMessage { client: client.clone(), message: event }).await {
+                    break;
+                }
+            }
+            command = commands.recv() => match command {
+                Some(ClientCommand::Send(message)) => {
+                    let len = message.len() as u64;
+                    if sink.send(message.into_frame()).await.is_err() {
+                        break;
+                    }
+                    stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+                }
+                Some(ClientCommand::Close(code, reason)) => {
+                    send_close = Some((code, reason.clone()));
+                    closed = Some((code, reason));
+                    break;
+                }
+                None => break,
+            },
+            () = too_slow.notified() => {
+                send_close = Some((1008, "too slow: message queue full".into()));
+                closed.clone_from(&send_close);
+                break;
+            }
+            _ = ping_timer.tick(), if ping_every.is_some() => {
+                if awaiting_pong {
+                    closed = Some((1006, "no pong within the ping interval".into()));
+                    break;
+                }
+                awaiting_pong = true;
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
+            () = shared.cancel.cancelled() => {
+                send_close = Some((1001, "server stopping".into()));
+                closed.clone_from(&send_close);
+                break;
+            }
+        }
+    }
+
+    shared.clients.lock().remove(&client);
+    if let Some((code, reason)) = send_close {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.chars().take(120).collect::<String>().into(),
+        };
+        let closing = async {
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                // Wait for the peer's close frame, as the closing handshake asks.
+                while let Some(Ok(m)) = stream.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
+    }
+    let (code, reason) = match closed {
+        Some((code, reason)) => (Some(code), reason),
+        None => (None, String::new()),
+    };
+    shared
+        .emit(ServerEvent::WsClose {
+            client,
+            code,
+            reason,
+        })
+        .await;
+}
