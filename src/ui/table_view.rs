@@ -36,6 +36,13 @@ pub fn word_wrap(world: &World, id: NodeId) -> bool {
     let mut id = id;
     // Bounded: a chain of sources cannot loop forever (and wires form no cycles anyway).
     for _ in 0..8 {
+        let has_common_page = world
+            .project
+            .node(id)
+            .is_some_and(|n| n.kind.param("wordwrap").is_some());
+        if !has_common_page {
+            return false;
+        }
         match world.par_str(id, "wordwrap").as_deref() {
             Ok("on") => return true,
             Ok("input") => match world.project.input_of(id, Input::Source) {
