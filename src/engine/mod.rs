@@ -201,6 +201,18 @@ impl Engine {
         self.frame_start = Instant::now();
         let ids = self.node_ids();
         self.reconcile_pending(&ids);
+        self.compile_edited_scripts(&ids);
+        for (owner, error) in self.scripts.run_due(&mut self.world) {
+            self.world.report_error(
+                owner,
+                NodeError {
+                    text: format!("run(): {}", error.message),
+                    script_node: None,
+                    line: error.line,
+                    time_ms: unix_time_ms(),
+                },
+            );
+        }
         for &id in &ids {
             if let Some(op) = self.operator(id) {
                 self.timed(id, |engine| op.cook(engine, id));
@@ -233,6 +245,35 @@ impl Engine {
                     op.pulse(engine, id, &token);
                     true
                 });
+            }
+        }
+    }
+
+    /// Compiles every script DAT whose text changed since it was last compiled, so that a syntax
+    /// error is marked when the text is edited, not at the next callback; a clean compile clears
+    /// the DAT's error.
+    fn compile_edited_scripts(&mut self, ids: &[NodeId]) {
+        for &id in ids {
+            let Some(state) = self.world.state(id) else {
+                continue;
+            };
+            let rev = state.content_rev;
+            if state.compiled_rev == Some(rev) || !self.world.is_script(id) {
+                continue;
+            }
+            self.world.state_mut(id).compiled_rev = Some(rev);
+            match self.scripts.compile(&mut self.world, id) {
+                Ok(()) => self.world.state_mut(id).script_error = None,
+                Err(error) => {
+                    let node_error = NodeError {
+                        text: format!("compiling {}: {}", self.world.node_name(id), error.message),
+                        script_node: Some(id),
+                        line: error.line,
+                        time_ms: unix_time_ms(),
+                    };
+                    self.world.state_mut(id).script_error = Some(node_error.clone());
+                    self.world.report_error(id, node_error);
+                }
             }
         }
     }
@@ -276,7 +317,22 @@ impl Engine {
             .call(&mut self.world, owner, text_node, func, args)
         {
             ScriptOutcome::Missing => CallOutcome::Missing,
-            ScriptOutcome::Done(value) => CallOutcome::Done(value),
+            ScriptOutcome::Done(value) => {
+                // The DAT's last error stays marked until a call of it succeeds.
+                if let Some(state) = self.world.nodes.get_mut(&text_node) {
+                    state.script_error = None;
+                }
+                CallOutcome::Done(value)
+            }
+            ScriptOutcome::Skipped {
+                warning,
+                first_report,
+            } => {
+                if first_report {
+                    self.world.report_warning(owner, warning);
+                }
+                CallOutcome::Missing
+            }
             ScriptOutcome::Failed {
                 error,
                 compiling,

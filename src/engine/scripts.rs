@@ -18,6 +18,12 @@ pub enum ScriptOutcome {
     /// The Text DAT does not define the function (with that many parameters): nothing ran.
     Missing,
     Done(Value),
+    /// The function exists but cannot take TouchDesigner's arguments: not called.
+    Skipped {
+        warning: String,
+        /// False when this was said already for the same text.
+        first_report: bool,
+    },
     Failed {
         error: ScriptError,
         /// The text did not compile (rather than the call failing).
@@ -40,8 +46,16 @@ pub trait ScriptHost: Send {
         args: Vec<Value>,
     ) -> ScriptOutcome;
 
-    /// Drops what is kept for a deleted Text DAT.
-    fn forget(&mut self, text_node: NodeId);
+    /// Compiles `text_node`'s text now (when it was edited), running its module code, so that a
+    /// syntax error shows at once rather than at the next callback.
+    fn compile(&mut self, world: &mut Box<World>, text_node: NodeId) -> Result<(), ScriptError>;
+
+    /// Runs what scripts scheduled (`run(..., delayFrames=)`) for this frame or earlier; returns
+    /// the errors with the operator that scheduled each.
+    fn run_due(&mut self, world: &mut Box<World>) -> Vec<(NodeId, ScriptError)>;
+
+    /// Drops what is kept for a deleted node (its module, its storage).
+    fn forget(&mut self, node: NodeId);
 
     fn set_limits(&mut self, limits: &ScriptLimits);
 }

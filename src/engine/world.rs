@@ -67,6 +67,8 @@ pub struct NodeState {
     pub status_error: Option<String>,
     /// On a Text DAT: the last error its script raised, for the editor to mark.
     pub script_error: Option<NodeError>,
+    /// On a script DAT: the content revision last compiled (None: not yet).
+    pub compiled_rev: Option<u64>,
     /// Values kept between callbacks by `store`/`fetch`.
     pub store: HashMap<String, Value>,
     /// Increases when the node's table or text changes.
@@ -245,7 +247,11 @@ impl World {
         let Some(node) = self.project.node(id) else {
             return Badge::Idle;
         };
-        if self.state(id).is_some_and(|s| s.status_error.is_some()) {
+        let script_error = |id| self.state(id).is_some_and(|s| s.script_error.is_some());
+        if self.state(id).is_some_and(|s| s.status_error.is_some())
+            || script_error(id)
+            || self.callbacks_node(id).is_some_and(script_error)
+        {
             return Badge::Error;
         }
         self.operators.get(node.kind).badge(self, id)
@@ -329,6 +335,26 @@ impl World {
         match self.project.node(id)?.kind {
             OpKind::Execute => Some(id),
             _ => self.project.input_of(id, Input::Callbacks),
+        }
+    }
+
+    /// Whether the node's text is a Python script: an Execute DAT, a Text DAT wired into a
+    /// callbacks pin, or one whose Language says Python.
+    pub fn is_script(&self, id: NodeId) -> bool {
+        let Some(node) = self.project.node(id) else {
+            return false;
+        };
+        match node.kind {
+            OpKind::Execute => true,
+            OpKind::Text => {
+                matches!(node.params.get("language"), Some(ParValue::Str(l)) if l == "python")
+                    || self
+                        .project
+                        .wires
+                        .iter()
+                        .any(|w| w.from == id && w.input == Input::Callbacks)
+            }
+            _ => false,
         }
     }
 

@@ -84,6 +84,24 @@ pub fn load_str(text: &str, file: &Path) -> Result<Project, LoadError> {
             ),
         });
     }
+    if project.version < FORMAT_VERSION {
+        // Version 1 held Rhai callbacks; loading them as Python would half-work at best.
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("version"))
+            .map_or(1, |i| i + 1);
+        return Err(LoadError {
+            file: file.to_path_buf(),
+            line,
+            col: 1,
+            message: format!(
+                "format version {} holds Rhai scripts, and datpatch's scripts are Python now \
+                 (as TouchDesigner's): rewrite its callbacks in Python (README, Scripts) and \
+                 set `version: {FORMAT_VERSION}`",
+                project.version
+            ),
+        });
+    }
     validate::validate(&mut project).map_err(|e| {
         let (line, col) = e.locate(text);
         LoadError {

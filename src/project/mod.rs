@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 pub use crate::schema::ParValue;
 use crate::schema::{Input, OpKind};
 
-/// The file format version written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// The file format version written by this build. Version 1 held Rhai scripts; 2 holds Python.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Stable identity of a node; names may change, ids never do.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,21 +74,14 @@ impl Default for Settings {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default)]
 pub struct ScriptLimits {
-    pub max_operations: u64,
-    pub max_call_depth: usize,
-    pub max_string_bytes: usize,
-    pub max_array_len: usize,
-    pub max_map_len: usize,
+    /// A callback still running after this long is interrupted (an exception is raised into it).
+    pub time_limit_ms: u64,
 }
 
 impl Default for ScriptLimits {
     fn default() -> Self {
         Self {
-            max_operations: 1_000_000,
-            max_call_depth: 64,
-            max_string_bytes: 16 * 1024 * 1024,
-            max_array_len: 1_000_000,
-            max_map_len: 100_000,
+            time_limit_ms: 1000,
         }
     }
 }

@@ -134,10 +134,13 @@ pub fn validate(project: &mut Project) -> Result<(), ValidationError> {
         });
     }
     let limits = &project.settings.script;
-    if limits.max_operations == 0 || limits.max_call_depth == 0 {
+    if !(1..=3_600_000).contains(&limits.time_limit_ms) {
         return Err(ValidationError {
-            message: "script limits must be above 0".into(),
-            location: Location::Field("script"),
+            message: format!(
+                "time_limit_ms is {}; it must be 1 to 3600000",
+                limits.time_limit_ms
+            ),
+            location: Location::Field("time_limit_ms"),
         });
     }
 

@@ -1,61 +1,94 @@
-//! Plain values ([`Value`]) to Rhai's `Dynamic` and back: the one place operators' arguments
-//! and results cross into the script language.
+//! Plain values ([`Value`]) to Python objects and back: the one place operators' arguments and
+//! results cross into Python.
 
-use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::api::OpHandle;
+use super::interpreter::Interp;
 use crate::engine::Value;
+use crate::project::NodeId;
 
-pub fn to_dynamic(value: Value) -> Dynamic {
-    match value {
-        Value::None => Dynamic::UNIT,
-        Value::Bool(b) => b.into(),
-        Value::Int(i) => i.into(),
-        Value::Float(x) => x.into(),
-        Value::Str(s) => ImmutableString::from(s.as_str()).into(),
-        Value::Bytes(b) => Dynamic::from_blob(b.to_vec()),
-        Value::List(items) => Dynamic::from_array(items.into_iter().map(to_dynamic).collect()),
-        Value::Dict(entries) => Dynamic::from_map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.into(), to_dynamic(v)))
-                .collect::<Map>(),
-        ),
-        Value::Op(id) => Dynamic::from(OpHandle { id }),
-    }
+pub fn to_py<'py>(py: Python<'py>, interp: &Interp, value: Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::None => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(x) => PyFloat::new(py, x).into_any(),
+        Value::Str(s) => PyString::new(py, &s).into_any(),
+        Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_py(py, interp, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Dict(entries) => {
+            let dict = PyDict::new(py);
+            for (key, item) in entries {
+                dict.set_item(key, to_py(py, interp, item)?)?;
+            }
+            dict.into_any()
+        }
+        Value::Op(id) => op_handle(py, interp, id)?,
+    })
 }
 
-pub fn to_value(value: &Dynamic) -> Value {
-    if value.is_unit() {
-        return Value::None;
+/// The Python handle of operator `id` (`td._op`).
+pub fn op_handle<'py>(py: Python<'py>, interp: &Interp, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
+    interp.op_handle.bind(py).call1((id.0,))
+}
+
+/// A Python value as a plain value: containers recursively, an operator handle as its id, and
+/// anything else (a Cell, a Par, a number type of a package) as its `str()`.
+pub fn to_value(interp: &Interp, value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if value.is_none() {
+        return Ok(Value::None);
     }
-    if let Ok(b) = value.as_bool() {
-        return Value::Bool(b);
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Value::str(s.to_str()?));
     }
-    if let Ok(i) = value.as_int() {
-        return Value::Int(i);
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
     }
-    if let Ok(x) = value.as_float() {
-        return Value::Float(x);
+    if value.is_instance_of::<PyInt>() {
+        return Ok(match value.extract::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::str(value.str()?.to_str()?),
+        });
     }
-    if let Some(s) = value.read_lock::<ImmutableString>() {
-        return Value::str(s.as_str());
+    if let Ok(x) = value.cast::<PyFloat>() {
+        return Ok(Value::Float(x.value()));
     }
-    if let Some(b) = value.read_lock::<Blob>() {
-        return Value::Bytes(bytes::Bytes::copy_from_slice(&b));
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Ok(Value::Bytes(bytes::Bytes::copy_from_slice(b.as_bytes())));
     }
-    if let Some(items) = value.read_lock::<Array>() {
-        return Value::List(items.iter().map(to_value).collect());
+    if let Ok(b) = value.cast::<PyByteArray>() {
+        return Ok(Value::Bytes(bytes::Bytes::from(b.to_vec())));
     }
-    if let Some(map) = value.read_lock::<Map>() {
-        return Value::Dict(
-            map.iter()
-                .map(|(k, v)| (k.to_string(), to_value(v)))
-                .collect(),
-        );
+    if let Ok(d) = value.cast::<PyDict>() {
+        let mut entries = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s.to_str()?.to_string(),
+                Err(_) => k.str()?.to_str()?.to_string(),
+            };
+            entries.push((key, to_value(interp, &v)?));
+        }
+        return Ok(Value::Dict(entries));
     }
-    if let Some(op) = value.read_lock::<OpHandle>() {
-        return Value::Op(op.id);
+    if let Ok(l) = value.cast::<PyList>() {
+        return l.iter().map(|v| to_value(interp, &v)).collect::<PyResult<_>>().map(Value::List);
     }
-    Value::str(value.to_string())
+    if let Ok(t) = value.cast::<PyTuple>() {
+        return t.iter().map(|v| to_value(interp, &v)).collect::<PyResult<_>>().map(Value::List);
+    }
+    if value.is_instance(interp.op_class.bind(value.py()))? {
+        return Ok(Value::Op(NodeId(value.getattr("id")?.extract()?)));
+    }
+    if value.is_instance_of::<pyo3::types::PyMemoryView>() {
+        let bytes: Vec<u8> = value.call_method0("tobytes")?.extract()?;
+        return Ok(Value::Bytes(bytes.into()));
+    }
+    Ok(Value::str(value.str()?.to_str()?))
 }
