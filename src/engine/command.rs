@@ -263,7 +263,7 @@ impl Engine {
 }
 
 /// The Language parameter of the callbacks DATs created with network operators.
-const SCRIPT_LANGUAGE: &str = "rhai";
+const SCRIPT_LANGUAGE: &str = "python";
 
 impl World {
     /// Creates a node of `kind` named `name` (or the next free `<stem>N`), with default

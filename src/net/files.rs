@@ -62,7 +62,7 @@ pub fn content_type(path: &Path) -> &'static str {
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "json" => "application/json",
-        "txt" | "log" | "md" | "csv" | "tsv" | "ron" | "rhai" => "text/plain; charset=utf-8",
+        "txt" | "log" | "md" | "csv" | "tsv" | "ron" | "py" => "text/plain; charset=utf-8",
         "xml" => "application/xml",
         "svg" => "image/svg+xml",
         "png" => "image/png",

@@ -122,7 +122,7 @@ pub const COMMON_PAGE: &str = "Common";
 
 pub const LANGUAGES: &[(&str, &str)] = &[
     ("text", "Plain Text"),
-    ("rhai", "Rhai"),
+    ("python", "Python"),
     ("json", "JSON"),
     ("html", "HTML"),
     ("css", "CSS"),

@@ -12,7 +12,7 @@ pub const PARAMS: &[ParDef] = &{
             label: "File",
             page: PAGE,
             kind: ParKind::File {
-                extensions: &["txt", "rhai", "dat", "html", "css", "js", "json"],
+                extensions: &["txt", "py", "dat", "html", "css", "js", "json"],
             },
             help: "Text file to load from or write to.",
         },

@@ -2,7 +2,9 @@
 //! results cross into Python.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
 
 use super::interpreter::Interp;
 use crate::engine::Value;
@@ -78,10 +80,18 @@ pub fn to_value(interp: &Interp, value: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Dict(entries));
     }
     if let Ok(l) = value.cast::<PyList>() {
-        return l.iter().map(|v| to_value(interp, &v)).collect::<PyResult<_>>().map(Value::List);
+        return l
+            .iter()
+            .map(|v| to_value(interp, &v))
+            .collect::<PyResult<_>>()
+            .map(Value::List);
     }
     if let Ok(t) = value.cast::<PyTuple>() {
-        return t.iter().map(|v| to_value(interp, &v)).collect::<PyResult<_>>().map(Value::List);
+        return t
+            .iter()
+            .map(|v| to_value(interp, &v))
+            .collect::<PyResult<_>>()
+            .map(Value::List);
     }
     if value.is_instance(interp.op_class.bind(value.py()))? {
         return Ok(Value::Op(NodeId(value.getattr("id")?.extract()?)));

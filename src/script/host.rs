@@ -153,7 +153,11 @@ impl ScriptHost for PythonHost {
         self.enter(
             world,
             text_node,
-            |py, interp| module(py, interp, text_node).map(|_| ()).map_err(|(e, _)| e),
+            |py, interp| {
+                module(py, interp, text_node)
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            },
             Err,
         )
     }
@@ -255,7 +259,15 @@ pub fn module<'py>(
     interp: &Interp,
     text_node: NodeId,
 ) -> Result<(Bound<'py, PyModule>, String), (ScriptError, bool)> {
-    let not_found = |message: String| (ScriptError { message, line: None }, true);
+    let not_found = |message: String| {
+        (
+            ScriptError {
+                message,
+                line: None,
+            },
+            true,
+        )
+    };
     let (name, source) = with_world(|world, _| {
         let node = world
             .project
@@ -281,13 +293,17 @@ pub fn module<'py>(
         }
     }
     // Compile and run it with the state unlocked: its module code may use other modules.
-    let me = op_handle(py, interp, text_node).map_err(|e| (describe(py, interp, &e, &name, None), false))?;
+    let me = op_handle(py, interp, text_node)
+        .map_err(|e| (describe(py, interp, &e, &name, None), false))?;
     let result = interpreter::new_module(py, interp, &name, me, &source)
         .map_err(|e| describe(py, interp, &e, &name, None));
     let mut state = state.lock();
     let entry = ModuleEntry {
         source,
-        module: result.as_ref().map(|m| m.clone().unbind()).map_err(Clone::clone),
+        module: result
+            .as_ref()
+            .map(|m| m.clone().unbind())
+            .map_err(Clone::clone),
         callbacks: HashMap::new(),
         reported: result.is_err(),
     };
@@ -305,7 +321,16 @@ fn callback(
 ) -> Result<(String, Option<Arc<Callback>>), ScriptOutcome> {
     let (module, filename) = module(py, interp, text_node)
         .map_err(|(error, reported)| failed(error, true, !reported))?;
-    let state = context::host_state().map_err(|e| failed(ScriptError { message: e, line: None }, false, true))?;
+    let state = context::host_state().map_err(|e| {
+        failed(
+            ScriptError {
+                message: e,
+                line: None,
+            },
+            false,
+            true,
+        )
+    })?;
     if let Some(found) = state
         .lock()
         .modules
@@ -332,7 +357,11 @@ fn look_up(module: &Bound<'_, PyModule>, func: &str) -> Option<Arc<Callback>> {
             .getattr("__defaults__")?
             .extract::<Option<Bound<'_, PyTuple>>>()?
             .map_or(0, |d| d.len());
-        Ok((params, params.saturating_sub(defaults), flags & CO_VARARGS != 0))
+        Ok((
+            params,
+            params.saturating_sub(defaults),
+            flags & CO_VARARGS != 0,
+        ))
     };
     // A callable without a code object (a class, a builtin) takes what it is given.
     let (params, required, varargs) = signature().unwrap_or((usize::MAX, 0, true));
@@ -360,9 +389,9 @@ pub fn describe(
         .and_then(|r| r.extract::<(String, Option<usize>)>());
     let (text, line) = described.unwrap_or_else(|_| (error.to_string(), None));
     let message = match timed_out {
-        Some(limit_ms) => format!(
-            "stopped: ran past the time limit of {limit_ms} ms (project settings, script)"
-        ),
+        Some(limit_ms) => {
+            format!("stopped: ran past the time limit of {limit_ms} ms (project settings, script)")
+        }
         None => text,
     };
     ScriptError { message, line }

@@ -134,7 +134,6 @@ impl CallClock {
     pub fn disarm(&self) {
         self.deadline_ms.store(0, Ordering::Release);
     }
-
 }
 
 static WATCHED: Mutex<Vec<Weak<CallClock>>> = Mutex::new(Vec::new());

@@ -18,10 +18,35 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ($($f:ident),* $(,)?) => { $( module.add_function(wrap_pyfunction!($f, module)?)?; )* };
     }
     add!(
-        op_name, op_type, op_kind, op_exists, op_find, op_match, kind_info, module_of, storage,
-        dat_size, dat_is_text, dat_text, dat_set_text, dat_find, dat_cell, dat_row, dat_set_cell,
-        dat_edit, par_exists, par_get, par_set, par_pulse, par_info, par_tokens, call_method,
-        frame, seconds, schedule, console_log,
+        op_name,
+        op_type,
+        op_kind,
+        op_exists,
+        op_find,
+        op_match,
+        kind_info,
+        module_of,
+        storage,
+        dat_size,
+        dat_is_text,
+        dat_text,
+        dat_set_text,
+        dat_find,
+        dat_cell,
+        dat_row,
+        dat_set_cell,
+        dat_edit,
+        par_exists,
+        par_get,
+        par_set,
+        par_pulse,
+        par_info,
+        par_tokens,
+        call_method,
+        frame,
+        seconds,
+        schedule,
+        console_log,
     );
     Ok(())
 }
@@ -43,7 +68,11 @@ fn with_op<R>(id: u64, f: impl FnOnce(&mut World, NodeId) -> Result<R, String>) 
 }
 
 fn kind(world: &World, id: NodeId) -> Result<OpKind, String> {
-    world.project.node(id).map(|n| n.kind).ok_or_else(|| format!("operator {id} no longer exists"))
+    world
+        .project
+        .node(id)
+        .map(|n| n.kind)
+        .ok_or_else(|| format!("operator {id} no longer exists"))
 }
 
 #[pyfunction]
@@ -183,7 +212,11 @@ fn dat_set_text(id: u64, text: String) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn dat_find(id: u64, row: Bound<'_, PyAny>, col: Bound<'_, PyAny>) -> PyResult<(Option<usize>, Option<usize>)> {
+fn dat_find(
+    id: u64,
+    row: Bound<'_, PyAny>,
+    col: Bound<'_, PyAny>,
+) -> PyResult<(Option<usize>, Option<usize>)> {
     // Read what is needed, then resolve with Python objects outside the world's borrow.
     let (r_int, r_name) = key_parts(&row)?;
     let (c_int, c_name) = key_parts(&col)?;
@@ -209,7 +242,9 @@ fn dat_find(id: u64, row: Bound<'_, PyAny>, col: Bound<'_, PyAny>) -> PyResult<(
 
 fn key_parts(key: &Bound<'_, PyAny>) -> PyResult<(Option<i64>, Option<String>)> {
     if key.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err("a row or column is a number or a name, not a bool"));
+        return Err(PyTypeError::new_err(
+            "a row or column is a number or a name, not a bool",
+        ));
     }
     if let Ok(i) = key.extract::<i64>() {
         return Ok((Some(i), None));
@@ -232,7 +267,9 @@ fn dat_cell(id: u64, row: usize, col: usize) -> PyResult<Option<String>> {
 fn dat_row(id: u64, row: usize) -> PyResult<Vec<String>> {
     with_op(id, |w, id| {
         let d = dat(w, id)?;
-        Ok((0..d.num_cols()).map(|c| d.cell(row, c).unwrap_or_default()).collect())
+        Ok((0..d.num_cols())
+            .map(|c| d.cell(row, c).unwrap_or_default())
+            .collect())
     })
 }
 
@@ -248,7 +285,12 @@ fn dat_set_cell(id: u64, row: usize, col: usize, value: String) -> PyResult<()> 
 /// refers to. Returns the index of the row or column added, where there is one.
 #[pyfunction]
 #[pyo3(signature = (id, method, cells, at=None))]
-fn dat_edit(id: u64, method: &str, cells: Vec<String>, at: Option<Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+fn dat_edit(
+    id: u64,
+    method: &str,
+    cells: Vec<String>,
+    at: Option<Bound<'_, PyAny>>,
+) -> PyResult<Option<usize>> {
     let at = match &at {
         Some(key) if !key.is_none() => Some(key_parts(key)?),
         _ => None,
@@ -258,11 +300,19 @@ fn dat_edit(id: u64, method: &str, cells: Vec<String>, at: Option<Bound<'_, PyAn
         let (row_at, col_at) = {
             let d = dat(w, id)?;
             let locate = |is_row: bool| -> Result<Option<usize>, String> {
-                let Some((int, name)) = &at else { return Ok(None) };
+                let Some((int, name)) = &at else {
+                    return Ok(None);
+                };
                 let count = if is_row { d.num_rows() } else { d.num_cols() };
                 let found = match (int, name) {
                     (Some(i), _) => usize::try_from(*i).ok().filter(|&i| i < count),
-                    (None, Some(n)) => if is_row { d.row_named(n) } else { d.col_named(n) },
+                    (None, Some(n)) => {
+                        if is_row {
+                            d.row_named(n)
+                        } else {
+                            d.col_named(n)
+                        }
+                    }
                     (None, None) => None,
                 };
                 found.map(Some).ok_or_else(|| {
@@ -276,7 +326,13 @@ fn dat_edit(id: u64, method: &str, cells: Vec<String>, at: Option<Bound<'_, PyAn
             };
             (locate(true), locate(false))
         };
-        let find = |is_row: bool| if is_row { row_at.clone() } else { col_at.clone() };
+        let find = |is_row: bool| {
+            if is_row {
+                row_at.clone()
+            } else {
+                col_at.clone()
+            }
+        };
         let edit = || -> Result<Option<usize>, String> {
             Ok(match method {
                 "appendRow" => {
@@ -345,7 +401,12 @@ fn dat_edit(id: u64, method: &str, cells: Vec<String>, at: Option<Bound<'_, PyAn
                     None
                 }
                 "setSize" => {
-                    let n = |i: usize| cells.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+                    let n = |i: usize| {
+                        cells
+                            .get(i)
+                            .and_then(|s| s.parse::<usize>().ok())
+                            .unwrap_or(0)
+                    };
                     let (rows, cols) = (n(0), n(1));
                     let table = w_table(w, id)?;
                     table.rows.resize_with(rows, Vec::new);
@@ -406,7 +467,9 @@ fn par_exists(id: u64, token: &str) -> PyResult<bool> {
 
 #[pyfunction]
 fn par_tokens(id: u64) -> PyResult<Vec<&'static str>> {
-    with_op(id, |w, id| Ok(kind(w, id)?.params().iter().map(|p| p.token).collect()))
+    with_op(id, |w, id| {
+        Ok(kind(w, id)?.params().iter().map(|p| p.token).collect())
+    })
 }
 
 /// A parameter's value as scripts see it: `$NAME` resolved, a pin as the wired operator's name.
@@ -415,7 +478,11 @@ fn par_get(py: Python<'_>, id: u64, token: &str) -> PyResult<Py<PyAny>> {
     let value = with_op(id, |w, id| {
         let node_kind = kind(w, id)?;
         let def = node_kind.param(token).ok_or_else(|| {
-            format!("{} \"{}\" has no parameter `{token}`", node_kind.label(), w.node_name(id))
+            format!(
+                "{} \"{}\" has no parameter `{token}`",
+                node_kind.label(),
+                w.node_name(id)
+            )
         })?;
         Ok(match def.kind {
             ParKind::Pulse => Value::Bool(false),
@@ -424,9 +491,11 @@ fn par_get(py: Python<'_>, id: u64, token: &str) -> PyResult<Py<PyAny>> {
                 .map(|n| w.node_name(n).to_string())
                 .unwrap_or_default()
                 .into(),
-            ParKind::Str(_) | ParKind::File { .. } | ParKind::Folder | ParKind::Password | ParKind::Menu { .. } => {
-                w.par_str(id, token)?.into()
-            }
+            ParKind::Str(_)
+            | ParKind::File { .. }
+            | ParKind::Folder
+            | ParKind::Password
+            | ParKind::Menu { .. } => w.par_str(id, token)?.into(),
             _ => match w.par(id, token).cloned().or_else(|| def.default_value()) {
                 Some(ParValue::Bool(b)) => Value::Bool(b),
                 Some(ParValue::Int(i)) => Value::Int(i),
@@ -451,7 +520,9 @@ fn par_set(py: Python<'_>, id: u64, token: &str, value: Bound<'_, PyAny>) -> PyR
         Value::Op(op) => ParValue::Str(with_op(op.0, |w, op| Ok(w.node_name(op).to_string()))?),
         other => ParValue::Str(other.to_string()),
     };
-    with_op(id, |w, id| w.set_param(id, token, value).map_err(|e| e.to_string()))
+    with_op(id, |w, id| {
+        w.set_param(id, token, value).map_err(|e| e.to_string())
+    })
 }
 
 #[pyfunction]
@@ -459,8 +530,13 @@ fn par_pulse(id: u64, token: &str) -> PyResult<()> {
     with_op(id, |w, id| {
         let node_kind = kind(w, id)?;
         match node_kind.param(token).map(|d| d.kind) {
-            Some(ParKind::Pulse) => w.set_param(id, token, ParValue::Bool(true)).map_err(|e| e.to_string()),
-            Some(_) => Err(format!("`{token}` of \"{}\" is not a pulse", w.node_name(id))),
+            Some(ParKind::Pulse) => w
+                .set_param(id, token, ParValue::Bool(true))
+                .map_err(|e| e.to_string()),
+            Some(_) => Err(format!(
+                "`{token}` of \"{}\" is not a pulse",
+                w.node_name(id)
+            )),
             None => Err(format!("{} has no parameter `{token}`", node_kind.label())),
         }
     })
@@ -468,9 +544,16 @@ fn par_pulse(id: u64, token: &str) -> PyResult<()> {
 
 /// (label, default, menu names, menu labels, page, style) of a parameter.
 #[pyfunction]
-fn par_info(py: Python<'_>, id: u64, token: &str) -> PyResult<(String, Py<PyAny>, Vec<String>, Vec<String>, String, String)> {
+fn par_info(
+    py: Python<'_>,
+    id: u64,
+    token: &str,
+) -> PyResult<(String, Py<PyAny>, Vec<String>, Vec<String>, String, String)> {
     let def = with_op(id, |w, id| {
-        kind(w, id)?.param(token).copied().ok_or_else(|| format!("no parameter `{token}`"))
+        kind(w, id)?
+            .param(token)
+            .copied()
+            .ok_or_else(|| format!("no parameter `{token}`"))
     })?;
     let default = match def.default_value() {
         Some(ParValue::Bool(b)) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
@@ -497,7 +580,14 @@ fn par_info(py: Python<'_>, id: u64, token: &str) -> PyResult<(String, Py<PyAny>
         ParKind::Pulse => "pulse",
         ParKind::Op(_) => "op",
     };
-    Ok((def.label.to_string(), default, names, labels, def.page.to_string(), style.to_string()))
+    Ok((
+        def.label.to_string(),
+        default,
+        names,
+        labels,
+        def.page.to_string(),
+        style.to_string(),
+    ))
 }
 
 /// An operator's own script method (`webSocketSendText`, `sendText`, `numChans`), with
@@ -515,7 +605,11 @@ fn call_method<'py>(
     let method = with_op(id, |w, id| {
         let node_kind = kind(w, id)?;
         w.operators.script_method(node_kind, name).ok_or_else(|| {
-            format!("{name}: \"{}\" is a {}, which has no {name}", w.node_name(id), node_kind.label())
+            format!(
+                "{name}: \"{}\" is a {}, which has no {name}",
+                w.node_name(id),
+                node_kind.label()
+            )
         })
     })?;
     let mut values: Vec<Option<Value>> = vec![None; method.params.len()];
@@ -523,7 +617,9 @@ fn call_method<'py>(
     if variadic {
         // TouchDesigner's sendText('a', 'b') / sendBinary(23, 'TYPE', b'..'): one list argument.
         values[0] = Some(Value::List(
-            args.iter().map(|a| to_value(interp, &a)).collect::<PyResult<_>>()?,
+            args.iter()
+                .map(|a| to_value(interp, &a))
+                .collect::<PyResult<_>>()?,
         ));
     } else {
         if args.len() > method.params.len() {
@@ -541,14 +637,23 @@ fn call_method<'py>(
     if let Some(kwargs) = kwargs {
         for (key, value) in kwargs.iter() {
             let key: String = key.extract()?;
-            let index = method.params.iter().position(|p| *p == key).ok_or_else(|| {
-                PyTypeError::new_err(format!("{name}() got an unexpected keyword argument '{key}'"))
-            })?;
+            let index = method
+                .params
+                .iter()
+                .position(|p| *p == key)
+                .ok_or_else(|| {
+                    PyTypeError::new_err(format!(
+                        "{name}() got an unexpected keyword argument '{key}'"
+                    ))
+                })?;
             values[index] = Some(to_value(interp, &value)?);
         }
     }
     // Passed up to the last one given; a gap or a missing required one is an error.
-    let given = values.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+    let given = values
+        .iter()
+        .rposition(Option::is_some)
+        .map_or(0, |i| i + 1);
     let mut call_args = Vec::with_capacity(given);
     for (i, value) in values.into_iter().take(given).enumerate() {
         match value {
@@ -585,11 +690,23 @@ fn seconds() -> PyResult<f64> {
 /// `run(...)`'s schedule: at frame now + `delay_frames` (the next frame at the earliest) and not
 /// before `delay_ms` has passed.
 #[pyfunction]
-fn schedule(function: Py<PyAny>, args: Py<PyTuple>, delay_frames: i64, delay_ms: f64) -> PyResult<()> {
+fn schedule(
+    function: Py<PyAny>,
+    args: Py<PyTuple>,
+    delay_frames: i64,
+    delay_ms: f64,
+) -> PyResult<()> {
     let (frame, owner) = with_world(|w, owner| Ok((w.frame, owner))).map_err(err)?;
     let due_frame = frame + u64::try_from(delay_frames).unwrap_or(0);
     let delay = std::time::Duration::from_secs_f64((delay_ms / 1000.0).clamp(0.0, 1e9));
-    host::schedule(function, args, due_frame, std::time::Instant::now() + delay, owner).map_err(err)
+    host::schedule(
+        function,
+        args,
+        due_frame,
+        std::time::Instant::now() + delay,
+        owner,
+    )
+    .map_err(err)
 }
 
 /// A console line from `print`/`debug`; false when no callback runs here (another thread).
@@ -599,7 +716,11 @@ fn console_log(level: &str, text: &str) -> bool {
     if !context::is_lent() {
         return false;
     }
-    let level = if level == "debug" { Level::Debug } else { Level::Info };
+    let level = if level == "debug" {
+        Level::Debug
+    } else {
+        Level::Info
+    };
     with_world(|w, owner| {
         w.log(level, Some(owner), text);
         Ok(())

@@ -36,7 +36,12 @@ pub fn show(
         state.node = Some(id);
         state.buffer = text.to_string();
     }
-    let language = Language::from_par(&world.par_str(id, "language").unwrap_or_default());
+    // Callbacks are Python whatever their Language says (TouchDesigner's callbacks DATs are too).
+    let language = if world.is_script(id) {
+        Language::Python
+    } else {
+        Language::from_par(&world.par_str(id, "language").unwrap_or_default())
+    };
     let wrap = word_wrap(world, id);
     let error = world.state(id).and_then(|s| s.script_error.clone());
     let error_line = error.as_ref().and_then(|e| e.line);

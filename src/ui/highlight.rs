@@ -1,4 +1,4 @@
-//! A small syntax highlighter for the code editor: Rhai and JavaScript-like code (callbacks),
+//! A small syntax highlighter for the code editor: Python (callbacks), JavaScript-like code,
 //! JSON, and markup tags. It colours by token (comments, strings, numbers, keywords, calls) in
 //! one pass, which is all callbacks need and cheap enough to run on every keystroke.
 
@@ -9,6 +9,7 @@ use egui::{Color32, FontId};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Language {
     Plain,
+    Python,
     Code,
     Json,
     Markup,
@@ -17,7 +18,8 @@ pub enum Language {
 impl Language {
     pub fn from_par(language: &str) -> Language {
         match language {
-            "rhai" | "js" | "css" => Language::Code,
+            "python" => Language::Python,
+            "js" | "css" => Language::Code,
             "json" => Language::Json,
             "html" | "xml" => Language::Markup,
             _ => Language::Plain,
@@ -37,6 +39,29 @@ enum Token {
 }
 
 const KEYWORDS: &[&str] = &[
+    "def",
+    "class",
+    "lambda",
+    "None",
+    "True",
+    "False",
+    "and",
+    "or",
+    "not",
+    "is",
+    "elif",
+    "pass",
+    "with",
+    "yield",
+    "from",
+    "nonlocal",
+    "except",
+    "finally",
+    "raise",
+    "async",
+    "await",
+    "del",
+    "assert",
     "fn",
     "let",
     "const",
@@ -107,21 +132,31 @@ pub fn highlight(text: &str, language: Language, font: FontId, dark: bool) -> La
     };
     match language {
         Language::Plain => push(text, Token::Text),
-        Language::Code | Language::Json => code(text, language == Language::Json, &mut push),
+        Language::Code | Language::Json | Language::Python => code(text, language, &mut push),
         Language::Markup => markup(text, &mut push),
     }
     job
 }
 
-fn code(text: &str, json: bool, push: &mut impl FnMut(&str, Token)) {
+fn code(text: &str, language: Language, push: &mut impl FnMut(&str, Token)) {
+    let json = language == Language::Json;
+    let python = language == Language::Python;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let rest = &text[i..];
         let c = bytes[i];
-        let (len, token) = if rest.starts_with("//") && !json {
+        let (len, token) = if python && c == b'#' {
             (rest.find('\n').unwrap_or(rest.len()), Token::Comment)
-        } else if rest.starts_with("/*") && !json {
+        } else if python && (rest.starts_with("\"\"\"") || rest.starts_with("\'\'\'")) {
+            let quote = &rest[..3];
+            (
+                rest[3..].find(quote).map_or(rest.len(), |e| e + 6),
+                Token::Str,
+            )
+        } else if rest.starts_with("//") && !json && !python {
+            (rest.find('\n').unwrap_or(rest.len()), Token::Comment)
+        } else if rest.starts_with("/*") && !json && !python {
             (
                 rest.find("*/").map_or(rest.len(), |e| e + 2),
                 Token::Comment,
@@ -223,6 +258,16 @@ mod tests {
         assert!(parts.contains(&"// hi".to_string()));
         assert!(parts.contains(&"\"a\\\"b\"".to_string()));
         assert!(parts.contains(&"12".to_string()));
+    }
+
+    #[test]
+    fn python_comments_and_triple_quoted_strings() {
+        let text = "def on(dat): # hi\n    s = \"\"\"a\nb\"\"\" + 'c'\n";
+        let parts = sections(text, Language::Python);
+        assert_eq!(parts.concat(), text);
+        assert!(parts.contains(&"def".to_string()));
+        assert!(parts.contains(&"# hi".to_string()));
+        assert!(parts.contains(&"\"\"\"a\nb\"\"\"".to_string()));
     }
 
     #[test]

@@ -1,17 +1,25 @@
-//! The default callbacks a new node's callbacks DAT gets (TouchDesigner's names and arguments).
+//! The default text of a new Execute DAT: TouchDesigner's callbacks (each runs when its toggle on
+//! the Execute page is on).
 
-pub const DEFAULT_CALLBACKS: &str = r"// Execute DAT callbacks. Turn each on with its toggle on the Execute page.
-// me - this DAT
+pub const DEFAULT_CALLBACKS: &str = r#"# me - this DAT
+#
+# frame - the current frame
+# state - True if the timeline is paused
+#
+# Make sure the corresponding toggle is enabled in the Execute DAT.
 
-fn onStart() {
-}
+def onStart():
+	return
 
-fn onFrameStart(frame) {
-}
+def onCreate():
+	return
 
-fn onFrameEnd(frame) {
-}
+def onExit():
+	return
 
-fn onExit() {
-}
-";
+def onFrameStart(frame):
+	return
+
+def onFrameEnd(frame):
+	return
+"#;

@@ -38,6 +38,9 @@ pub struct Runtime {
     files: Arc<parking_lot::RwLock<Arc<FileSettings>>>,
     /// Next NanoLLM msg_id per client: ids increase per connection.
     framed_ids: HashMap<String, u64>,
+    /// While onWebSocketReceivePing runs: the ping it answers. The pong already went back on its
+    /// own (RFC 6455), so the template's `webSocketSendPong(client, data=data)` sends no second.
+    answering_ping: Option<(String, Bytes)>,
     malformed_frames: u64,
     http_requests: u64,
     messages_in: u64,
@@ -288,7 +291,14 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
                 WsMessage::Ping(b) => ("onWebSocketReceivePing", Value::Bytes(b)),
                 WsMessage::Pong(b) => ("onWebSocketReceivePong", Value::Bytes(b)),
             };
+            let is_ping = callback == "onWebSocketReceivePing";
+            if let (true, Value::Bytes(payload)) = (is_ping, &data) {
+                rt.answering_ping = Some((client.clone(), payload.clone()));
+            }
             engine.call(id, callback, vec![Value::Op(id), client.into(), data]);
+            if is_ping {
+                engine.world_mut().runtime_mut::<Runtime>(id).answering_ping = None;
+            }
         }
         ServerEvent::WsClose {
             client,

@@ -65,12 +65,14 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         1,
         |world, id, args| {
-            Ok(send(
-                world,
-                id,
-                &args[0],
-                WsMessage::Pong(optional_bytes(args.get(1))),
-            ))
+            let data = optional_bytes(args.get(1));
+            let rt = world.runtime_mut::<Runtime>(id);
+            if rt.answering_ping.as_ref() == Some(&(args[0].to_string(), data.clone())) {
+                // The automatic pong answered this ping already.
+                rt.answering_ping = None;
+                return Ok(Value::Bool(true));
+            }
+            Ok(send(world, id, &args[0], WsMessage::Pong(data)))
         },
     ),
     ScriptMethod::method(

@@ -60,6 +60,9 @@ pub struct Runtime {
     next_frame_id: u64,
     /// The last ping round trip; 0 until one is measured.
     ping_rtt_ms: f64,
+    /// While onReceivePing runs: the ping it answers. The pong went back on its own (RFC 6455),
+    /// so the template's `dat.sendPong(contents)` sends no second one.
+    answering_ping: Option<bytes::Bytes>,
 }
 
 impl Default for Runtime {
@@ -83,6 +86,7 @@ impl Default for Runtime {
             malformed_frames: 0,
             next_frame_id: 0,
             ping_rtt_ms: 0.0,
+            answering_ping: None,
         }
     }
 }
@@ -477,7 +481,9 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
                 engine.call(id, "onReceiveBinary", vec![dat(id), Value::Bytes(data)]);
             }
             WsMessage::Ping(data) => {
+                runtime(engine, id).answering_ping = Some(data.clone());
                 engine.call(id, "onReceivePing", vec![dat(id), Value::Bytes(data)]);
+                runtime(engine, id).answering_ping = None;
             }
             WsMessage::Pong(data) => {
                 engine.call(id, "onReceivePong", vec![dat(id), Value::Bytes(data)]);

@@ -37,6 +37,12 @@ pub const METHODS: &[ScriptMethod] = &[
     }),
     ScriptMethod::method("sendPong", &["contents"], 0, |world, id, args| {
         let data = control_payload("sendPong", args.first())?;
+        let rt = world.runtime_mut::<Runtime>(id);
+        if rt.answering_ping.as_ref() == Some(&data) {
+            // The automatic pong answered this ping already.
+            rt.answering_ping = None;
+            return Ok(Value::Int(data.len() as i64));
+        }
         Ok(send(world, id, "sendPong", WsMessage::Pong(data)))
     }),
     ScriptMethod::method(
