@@ -73,6 +73,7 @@ pub fn spawn_cook_thread(
                     Woke::Event(first) => {
                         let mut engine = engine.lock();
                         let locked_at = Instant::now();
+                        let _session = engine.script_session();
                         engine.handle_event(first);
                         for _ in 1..EVENTS_PER_LOCK {
                             if locked_at.elapsed() >= LOCK_BUDGET {
@@ -87,6 +88,7 @@ pub fn spawn_cook_thread(
                     Woke::Frame => {
                         let period = {
                             let mut engine = engine.lock();
+                            let _session = engine.script_session();
                             engine.cook_frame();
                             engine.frame_period()
                         };

@@ -15,7 +15,7 @@ pub use command::{Applied, Command, CommandError};
 pub use console::{ConsoleLine, Level};
 pub use cook_thread::{CookThread, SharedEngine, Waker, spawn_cook_thread};
 pub use operator::{Badge, OpState, Operator, Registry, ScriptMethod};
-pub use scripts::{ScriptError, ScriptHost, ScriptOutcome};
+pub use scripts::{ScriptError, ScriptHost, ScriptOutcome, ScriptSession};
 pub use value::Value;
 pub use world::{DatRef, NodeError, NodeState, World, resolve_env};
 
@@ -366,6 +366,12 @@ impl Engine {
         };
         self.world.state_mut(text_node).script_error = Some(node_error.clone());
         self.world.report_error(owner, node_error);
+    }
+
+    /// Keeps the script interpreter for this thread until the session is dropped: the cook thread
+    /// takes one per batch of events and per frame, so callbacks do not each take the GIL.
+    pub fn script_session(&self) -> ScriptSession {
+        self.scripts.session()
     }
 
     pub(crate) fn scripts_mut(&mut self) -> &mut dyn ScriptHost {

@@ -33,6 +33,30 @@ pub enum ScriptOutcome {
     },
 }
 
+/// Held by the cook thread while it handles a batch of events or cooks a frame: the host may keep
+/// the interpreter to itself across the batch's callbacks instead of taking it for each one.
+/// Dropping it ends the session (on the thread that started it).
+#[must_use]
+pub struct ScriptSession(Option<Box<dyn FnOnce()>>);
+
+impl ScriptSession {
+    pub fn new(end: impl FnOnce() + 'static) -> Self {
+        Self(Some(Box::new(end)))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl Drop for ScriptSession {
+    fn drop(&mut self) {
+        if let Some(end) = self.0.take() {
+            end();
+        }
+    }
+}
+
 /// The script language, as the engine uses it. `script/` implements it.
 pub trait ScriptHost: Send {
     /// Calls `func` of `text_node`'s script (compiled when its text changed) with `world` lent to
@@ -53,6 +77,11 @@ pub trait ScriptHost: Send {
     /// Runs what scripts scheduled (`run(..., delayFrames=)`) for this frame or earlier; returns
     /// the errors with the operator that scheduled each.
     fn run_due(&mut self, world: &mut Box<World>) -> Vec<(NodeId, ScriptError)>;
+
+    /// Starts a session for a batch of callbacks on this thread (see [`ScriptSession`]).
+    fn session(&self) -> ScriptSession {
+        ScriptSession::none()
+    }
 
     /// Drops what is kept for a deleted node (its module, its storage).
     fn forget(&mut self, node: NodeId);

@@ -6,6 +6,9 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
 
+use pyo3::exceptions::PyRuntimeError;
+
+use super::context::{self, with_world};
 use super::interpreter::Interp;
 use crate::engine::Value;
 use crate::project::NodeId;
@@ -36,9 +39,19 @@ pub fn to_py<'py>(py: Python<'py>, interp: &Interp, value: Value) -> PyResult<Bo
     })
 }
 
-/// The Python handle of operator `id` (`td._op`).
+/// The Python handle of operator `id`: one per operator of the project, made on first use (and
+/// again if the id now names an operator of another kind).
 pub fn op_handle<'py>(py: Python<'py>, interp: &Interp, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
-    interp.op_handle.bind(py).call1((id.0,))
+    let kind = with_world(|w, _| Ok(w.project.node(id).map(|n| n.kind)))
+        .map_err(PyRuntimeError::new_err)?
+        .ok_or_else(|| PyRuntimeError::new_err(format!("operator {id} no longer exists")))?;
+    let state = context::host_state().map_err(PyRuntimeError::new_err)?;
+    if let Some(handle) = state.lock().handle(py, id, kind) {
+        return Ok(handle.into_bound(py));
+    }
+    let handle = interp.new_op.bind(py).call1((id.0, format!("{kind:?}")))?;
+    state.lock().keep_handle(id, kind, handle.clone().unbind());
+    Ok(handle)
 }
 
 /// A Python value as a plain value: containers recursively, an operator handle as its id, and

@@ -15,6 +15,7 @@ use super::convert::{op_handle, to_py, to_value};
 use super::interpreter::{self, CallClock, Interp};
 use crate::engine::{ScriptError, ScriptHost, ScriptOutcome, Value, World};
 use crate::project::{NodeId, ScriptLimits};
+use crate::schema::OpKind;
 
 /// Scheduled runs waiting at once, at most: `run()` in a loop must not grow memory without end.
 const MAX_PENDING_RUNS: usize = 100_000;
@@ -27,6 +28,19 @@ pub struct HostState {
     runs: VecDeque<PendingRun>,
     /// Folders already put on `sys.path`.
     paths: Vec<std::path::PathBuf>,
+    /// The Python handle of each operator scripts have seen, and the kind it was made for.
+    handles: HashMap<NodeId, (OpKind, Py<PyAny>)>,
+}
+
+impl HostState {
+    pub fn handle(&self, py: Python<'_>, id: NodeId, kind: OpKind) -> Option<Py<PyAny>> {
+        let (made_for, handle) = self.handles.get(&id)?;
+        (*made_for == kind).then(|| handle.clone_ref(py))
+    }
+
+    pub fn keep_handle(&mut self, id: NodeId, kind: OpKind, handle: Py<PyAny>) {
+        self.handles.insert(id, (kind, handle));
+    }
 }
 
 struct ModuleEntry {
@@ -205,10 +219,18 @@ impl ScriptHost for PythonHost {
         errors
     }
 
+    fn session(&self) -> crate::engine::ScriptSession {
+        // SAFETY: the interpreter was started in `new`; the state is released by the same
+        // thread, when the session is dropped (ScriptSession is not Send).
+        let gil = unsafe { pyo3::ffi::PyGILState_Ensure() };
+        crate::engine::ScriptSession::new(move || unsafe { pyo3::ffi::PyGILState_Release(gil) })
+    }
+
     fn forget(&mut self, node: NodeId) {
         let mut state = self.state.lock();
         state.modules.remove(&node);
         state.stores.remove(&node);
+        state.handles.remove(&node);
     }
 
     fn set_limits(&mut self, limits: &ScriptLimits) {
@@ -252,23 +274,28 @@ fn bad_signature(
     }
 }
 
-/// The text of `text_node`'s module as a compiled, run module (compiling it when its text
-/// changed). The error says whether it was reported before.
-pub fn module<'py>(
+/// Whether a module's callback was looked up before, and what was found.
+enum Lookup {
+    NotYet,
+    Found(Option<Arc<Callback>>),
+}
+
+/// What the lent world and the host state say of a Text DAT's module, read under one lock.
+enum Cached<'py> {
+    /// Compiled from the current text (with the callback asked for, when it was looked up).
+    Module(Bound<'py, PyModule>, String, Lookup),
+    Failed(ScriptError, bool),
+    /// The text changed (or was never compiled): (name, text).
+    Stale(String, String),
+}
+
+fn cached<'py>(
     py: Python<'py>,
-    interp: &Interp,
+    state: &Arc<Mutex<HostState>>,
     text_node: NodeId,
-) -> Result<(Bound<'py, PyModule>, String), (ScriptError, bool)> {
-    let not_found = |message: String| {
-        (
-            ScriptError {
-                message,
-                line: None,
-            },
-            true,
-        )
-    };
-    let (name, source) = with_world(|world, _| {
+    func: Option<&str>,
+) -> Result<Cached<'py>, String> {
+    with_world(|world, _| {
         let node = world
             .project
             .node(text_node)
@@ -277,78 +304,111 @@ pub fn module<'py>(
             .text
             .as_deref()
             .ok_or_else(|| format!("\"{}\" holds no text, so it is no module", node.name))?;
-        Ok((node.name.clone(), text.to_string()))
-    })
-    .map_err(not_found)?;
-    let state = context::host_state().map_err(not_found)?;
-    {
         let mut state = state.lock();
-        if let Some(entry) = state.modules.get_mut(&text_node)
-            && entry.source == source
-        {
-            return match &entry.module {
-                Ok(module) => Ok((module.bind(py).clone(), name)),
-                Err(error) => Err((error.clone(), std::mem::replace(&mut entry.reported, true))),
-            };
-        }
-    }
-    // Compile and run it with the state unlocked: its module code may use other modules.
-    let me = op_handle(py, interp, text_node)
-        .map_err(|e| (describe(py, interp, &e, &name, None), false))?;
-    let result = interpreter::new_module(py, interp, &name, me, &source)
-        .map_err(|e| describe(py, interp, &e, &name, None));
-    let mut state = state.lock();
-    let entry = ModuleEntry {
-        source,
-        module: result
-            .as_ref()
-            .map(|m| m.clone().unbind())
-            .map_err(Clone::clone),
-        callbacks: HashMap::new(),
-        reported: result.is_err(),
+        // Comparing the text costs less than hashing it, and this runs before every callback.
+        Ok(match state.modules.get_mut(&text_node) {
+            Some(entry) if entry.source == text => match &entry.module {
+                Ok(module) => Cached::Module(
+                    module.bind(py).clone(),
+                    node.name.clone(),
+                    match func.and_then(|f| entry.callbacks.get(f)) {
+                        Some(found) => Lookup::Found(found.clone()),
+                        None => Lookup::NotYet,
+                    },
+                ),
+                Err(error) => {
+                    Cached::Failed(error.clone(), std::mem::replace(&mut entry.reported, true))
+                }
+            },
+            _ => Cached::Stale(node.name.clone(), text.to_string()),
+        })
+    })
+}
+
+/// The text of `text_node`'s module as a compiled, run module (compiling it when its text
+/// changed), and its name (the file name its errors carry). The error says whether it was
+/// reported before.
+pub fn module<'py>(
+    py: Python<'py>,
+    interp: &Interp,
+    text_node: NodeId,
+) -> Result<(Bound<'py, PyModule>, String), (ScriptError, bool)> {
+    module_and_callback(py, interp, text_node, None).map(|(m, name, _)| (m, name))
+}
+
+type Found<'py> = (Bound<'py, PyModule>, String, Option<Arc<Callback>>);
+
+fn module_and_callback<'py>(
+    py: Python<'py>,
+    interp: &Interp,
+    text_node: NodeId,
+    func: Option<&str>,
+) -> Result<Found<'py>, (ScriptError, bool)> {
+    let fail = |message: String| {
+        (
+            ScriptError {
+                message,
+                line: None,
+            },
+            true,
+        )
     };
-    state.modules.insert(text_node, entry);
-    result.map(|m| (m, name)).map_err(|e| (e, false))
+    let state = context::host_state().map_err(fail)?;
+    let (module, name, callback) = match cached(py, &state, text_node, func).map_err(fail)? {
+        Cached::Module(module, name, callback) => (module, name, callback),
+        Cached::Failed(error, reported) => return Err((error, reported)),
+        Cached::Stale(name, source) => {
+            // Compile and run it with the state unlocked: its module code may use other modules.
+            let me = op_handle(py, interp, text_node)
+                .map_err(|e| (describe(py, interp, &e, &name, None), false))?;
+            let result = interpreter::new_module(py, interp, &name, me, &source)
+                .map_err(|e| describe(py, interp, &e, &name, None));
+            let entry = ModuleEntry {
+                source,
+                module: result
+                    .as_ref()
+                    .map(|m| m.clone().unbind())
+                    .map_err(Clone::clone),
+                callbacks: HashMap::new(),
+                reported: result.is_err(),
+            };
+            state.lock().modules.insert(text_node, entry);
+            let module = result.map_err(|e| (e, false))?;
+            (module, name, Lookup::NotYet)
+        }
+    };
+    let callback = match (func, callback) {
+        (_, Lookup::Found(callback)) => callback,
+        (None, Lookup::NotYet) => None,
+        (Some(func), Lookup::NotYet) => {
+            let found = look_up(&module, func);
+            if let Some(entry) = state.lock().modules.get_mut(&text_node) {
+                entry.callbacks.insert(func.to_string(), found.clone());
+            }
+            found
+        }
+    };
+    Ok((module, name, callback))
 }
 
 /// The callback `func` of `text_node`'s module, if it defines one; the file name its errors carry.
-#[allow(clippy::type_complexity)]
 fn callback(
     py: Python<'_>,
     interp: &Interp,
     text_node: NodeId,
     func: &str,
 ) -> Result<(String, Option<Arc<Callback>>), ScriptOutcome> {
-    let (module, filename) = module(py, interp, text_node)
-        .map_err(|(error, reported)| failed(error, true, !reported))?;
-    let state = context::host_state().map_err(|e| {
-        failed(
-            ScriptError {
-                message: e,
-                line: None,
-            },
-            false,
-            true,
-        )
-    })?;
-    if let Some(found) = state
-        .lock()
-        .modules
-        .get(&text_node)
-        .and_then(|entry| entry.callbacks.get(func))
-    {
-        return Ok((filename, found.clone()));
-    }
-    let found = look_up(&module, func);
-    if let Some(entry) = state.lock().modules.get_mut(&text_node) {
-        entry.callbacks.insert(func.to_string(), found.clone());
-    }
-    Ok((filename, found))
+    module_and_callback(py, interp, text_node, Some(func))
+        .map(|(_, name, callback)| (name, callback))
+        .map_err(|(error, reported)| failed(error, true, !reported))
 }
 
 fn look_up(module: &Bound<'_, PyModule>, func: &str) -> Option<Arc<Callback>> {
-    let function = module.getattr(func).ok().filter(|f| f.is_callable())?;
     const CO_VARARGS: u32 = 0x04;
+    let function = module
+        .getattr(func)
+        .ok()
+        .filter(PyAnyMethods::is_callable)?;
     let signature = || -> PyResult<(usize, usize, bool)> {
         let code = function.getattr("__code__")?;
         let params: usize = code.getattr("co_argcount")?.extract()?;
@@ -398,10 +458,11 @@ pub fn describe(
 }
 
 fn add_to_sys_path(py: Python<'_>, state: &Arc<Mutex<HostState>>, folder: &std::path::Path) {
-    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
-    if state.lock().paths.contains(&folder) {
+    if state.lock().paths.iter().any(|p| p == folder) {
         return;
     }
+    let seen = folder.to_path_buf();
+    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
     let added = py.import("sys").and_then(|sys| {
         let path = sys.getattr("path")?;
         let text = folder.display().to_string();
@@ -411,14 +472,14 @@ fn add_to_sys_path(py: Python<'_>, state: &Arc<Mutex<HostState>>, folder: &std::
         Ok(())
     });
     if added.is_ok() {
-        state.lock().paths.push(folder);
+        state.lock().paths.push(seen);
     }
 }
 
 // ---- What the API (native.rs) asks of the host state ----
 
 /// `op.storage`: the operator's dict, made on first use.
-pub fn storage<'py>(py: Python<'py>, node: NodeId) -> Result<Bound<'py, PyDict>, String> {
+pub fn storage(py: Python<'_>, node: NodeId) -> Result<Bound<'_, PyDict>, String> {
     let state = context::host_state()?;
     let mut state = state.lock();
     let dict = state

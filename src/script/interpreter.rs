@@ -16,8 +16,8 @@ use crate::engine::ScriptError;
 
 /// Handles into the `td` module, made once.
 pub struct Interp {
-    /// `td._op(id)`: the handle object of an operator.
-    pub op_handle: Py<PyAny>,
+    /// `td._new_op(id, kind)`: a new handle object of an operator.
+    pub new_op: Py<PyAny>,
     pub op_class: Py<PyType>,
     /// `td._describe(exc, only_in)` -> (text, line).
     pub describe: Py<PyAny>,
@@ -72,7 +72,7 @@ fn load(py: Python<'_>) -> PyResult<Interp> {
     }
     start_watchdog();
     Ok(Interp {
-        op_handle: td.getattr("_op")?.unbind(),
+        new_op: td.getattr("_new_op")?.unbind(),
         op_class: td.getattr("OP")?.cast_into::<PyType>()?.unbind(),
         describe: td.getattr("_describe")?.unbind(),
         timeout: td.getattr("ScriptTimeout")?.cast_into::<PyType>()?.unbind(),

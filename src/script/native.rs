@@ -18,6 +18,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ($($f:ident),* $(,)?) => { $( module.add_function(wrap_pyfunction!($f, module)?)?; )* };
     }
     add!(
+        op_handle,
         op_name,
         op_type,
         op_kind,
@@ -75,6 +76,13 @@ fn kind(world: &World, id: NodeId) -> Result<OpKind, String> {
         .ok_or_else(|| format!("operator {id} no longer exists"))
 }
 
+/// The handle object of operator `id` (`td._op`).
+#[pyfunction]
+fn op_handle(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyAny>> {
+    let interp = interpreter::get(py).map_err(|e| err(e.message))?;
+    super::convert::op_handle(py, interp, NodeId(id))
+}
+
 #[pyfunction]
 fn op_name(id: u64) -> PyResult<String> {
     with_op(id, |w, id| Ok(w.node_name(id).to_string()))
@@ -130,9 +138,12 @@ fn glob(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
-/// (TouchDesigner class name, is a DAT, [(method, is a property)]) of a kind, by its name.
+/// (TouchDesigner class name, is a DAT, [(method, is a property)]) of a kind.
+type KindInfo = (&'static str, bool, Vec<(&'static str, bool)>);
+
+/// What `td.py` builds a kind's class from, by the kind's name.
 #[pyfunction]
-fn kind_info(kind: &str) -> PyResult<(&'static str, bool, Vec<(&'static str, bool)>)> {
+fn kind_info(kind: &str) -> PyResult<KindInfo> {
     let kind = OpKind::ALL
         .iter()
         .copied()
@@ -171,7 +182,7 @@ fn storage(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyDict>> {
     host::storage(py, NodeId(id)).map_err(err)
 }
 
-fn dat<'w>(world: &'w World, id: NodeId) -> Result<DatRef<'w>, String> {
+fn dat(world: &World, id: NodeId) -> Result<DatRef<'_>, String> {
     world
         .dat(id)
         .ok_or_else(|| format!("\"{}\" is not a DAT", world.node_name(id)))
@@ -320,7 +331,7 @@ fn dat_edit(
                         "{method}: \"{}\" has no {} {}",
                         w.node_name(id),
                         if is_row { "row" } else { "column" },
-                        describe_key(&at)
+                        describe_key(at.as_ref())
                     )
                 })
             };
@@ -356,12 +367,9 @@ fn dat_edit(
                     Some(r)
                 }
                 "deleteRow" => {
-                    match find(true) {
-                        Ok(Some(r)) => {
-                            w_table(w, id)?.delete_row(r);
-                        }
-                        // Deleting what is not there is not an error, as TouchDesigner's.
-                        Ok(None) | Err(_) => {}
+                    // Deleting what is not there is not an error, as TouchDesigner's.
+                    if let Ok(Some(r)) = find(true) {
+                        w_table(w, id)?.delete_row(r);
                     }
                     None
                 }
@@ -448,7 +456,7 @@ fn dat_edit(
     })
 }
 
-fn describe_key(at: &Option<(Option<i64>, Option<String>)>) -> String {
+fn describe_key(at: Option<&(Option<i64>, Option<String>)>) -> String {
     match at {
         Some((Some(i), _)) => i.to_string(),
         Some((None, Some(name))) => format!("named {name:?}"),
@@ -543,12 +551,10 @@ fn par_pulse(id: u64, token: &str) -> PyResult<()> {
 }
 
 /// (label, default, menu names, menu labels, page, style) of a parameter.
+type ParInfo = (String, Py<PyAny>, Vec<String>, Vec<String>, String, String);
+
 #[pyfunction]
-fn par_info(
-    py: Python<'_>,
-    id: u64,
-    token: &str,
-) -> PyResult<(String, Py<PyAny>, Vec<String>, Vec<String>, String, String)> {
+fn par_info(py: Python<'_>, id: u64, token: &str) -> PyResult<ParInfo> {
     let def = with_op(id, |w, id| {
         kind(w, id)?
             .param(token)

@@ -593,7 +593,6 @@ class ParCollection:
 
 
 _classes = {}
-_ops = {}
 
 
 def _class_for(kind):
@@ -619,13 +618,14 @@ def _operator_method(name, is_property):
     return method
 
 
+def _new_op(id, kind):
+    """A handle of the class for `kind`; the host keeps one per operator of a project."""
+    return _class_for(kind)(id)
+
+
 def _op(id):
     """The handle for operator `id` (one object per operator, reused)."""
-    handle = _ops.get(id)
-    if handle is None:
-        handle = _class_for(_n.op_kind(id))(id)
-        _ops[id] = handle
-    return handle
+    return _n.op_handle(id)
 
 
 def op(name):

@@ -1,7 +1,7 @@
 //! The default text of a new Execute DAT: TouchDesigner's callbacks (each runs when its toggle on
 //! the Execute page is on).
 
-pub const DEFAULT_CALLBACKS: &str = r#"# me - this DAT
+pub const DEFAULT_CALLBACKS: &str = r"# me - this DAT
 #
 # frame - the current frame
 # state - True if the timeline is paused
@@ -22,4 +22,4 @@ def onFrameStart(frame):
 
 def onFrameEnd(frame):
 	return
-"#;
+";

@@ -1,7 +1,7 @@
 //! The default callbacks a new Web Server DAT's callbacks DAT gets: TouchDesigner's template,
 //! plus our `onWebSocketUpgrade` (commented out).
 
-pub const DEFAULT_CALLBACKS: &str = r#"# me - this DAT.
+pub const DEFAULT_CALLBACKS: &str = r"# me - this DAT.
 # webServerDAT - the connected Web Server DAT
 # request - A dictionary of the request fields. The dictionary will always contain the below entries, plus any additional entries dependent on the contents of the request
 # 		'method' - The HTTP method of the request (ie. 'GET', 'PUT').
@@ -53,4 +53,4 @@ def onServerStart(webServerDAT):
 
 def onServerStop(webServerDAT):
 	return
-"#;
+";

@@ -1,6 +1,6 @@
 //! The default callbacks a new WebSocket DAT's callbacks DAT gets: TouchDesigner's template.
 
-pub const DEFAULT_CALLBACKS: &str = r#"# me - this DAT
+pub const DEFAULT_CALLBACKS: &str = r"# me - this DAT
 #
 # dat - the DAT that received a message
 # rowIndex - the row number the message was placed into
@@ -64,4 +64,4 @@ def onReceivePong(dat, contents):
 
 def onMonitorMessage(dat, message):
 	return
-"#;
+";
