@@ -222,41 +222,50 @@ fn check_command_reports_file_line_and_column() {
 }
 
 const TABLE_SCRIPT_PROJECT: &str = r###"(
+    version: 2,
     nodes: [
         (id: 1, name: "t", kind: Table, table: [("name", "value")]),
         (id: 2, name: "results", kind: Table),
         (id: 3, name: "x", kind: Execute, text: r##"
-fn onStart() {
-    let t = op("t");
-    t.appendRow(["a", 1]);
-    t.appendRow(["b", 2]);
-    t.appendRow(["c", 3]);
-    t[2][1] = "twenty";
-    t["c"]["value"] = "thirty";
-    let r = op("results");
-    r.appendRow(["numRows", t.numRows]);
-    r.appendRow(["read", t[1][0] + t["b"][1] + t.cell(3, "value") + t[1][1].val]);
-    r.appendRow(["deleted", t.deleteRow("a"), t.deleteRow("zzz")]);
-    r.appendRow(["afterDelete", t.numRows, t[1][0]]);
-    r.appendRow(["rows", to_json(t.rows())]);
-    t.clear(true);
-    r.appendRow(["afterClear", t.numRows]);
-    me.store("n", 41);
-    r.appendRow(["fetch", me.fetch("n", 0) + 1, me.fetch("missing", "dflt")]);
-    r.appendRow(["par", op("t").par.loadonstart, op("x").par.framestart, me.name, me.type]);
-    let target = op("t");
-    target.par.loadonstart = true;
-    let m = me;
-    m.par.frameend = true;
-    r.appendRow(["json", parse_json("{\"a\": [1, 2.5, true]}").a[1], base64_encode("hi"), base64_decode("aGk=").len()]);
-    op("results").insertRow(["first"]);
-}
+import base64
+import json
+
+def onStart():
+    t = op('t')
+    t.appendRow(['a', 1])
+    t.appendRow(['b', 2])
+    t.appendRow(['c', 3])
+    t[2, 1] = 'twenty'
+    t['c', 'value'] = 'thirty'
+    r = op('results')
+    r.appendRow(['numRows', t.numRows])
+    r.appendRow(['read', t[1, 0].val + t['b', 1].val + t.cell(3, 'value').val + t[1, 1].val])
+    before = t.numRows
+    t.deleteRow('a')
+    after_a = t.numRows
+    t.deleteRow('zzz')  # not there: nothing happens, as in TouchDesigner
+    r.appendRow(['deleted', before - after_a, after_a - t.numRows])
+    r.appendRow(['afterDelete', t.numRows, t[1, 0]])
+    r.appendRow(['rows', json.dumps(t.rows(val=True), separators=(',', ':'))])
+    t.clear(keepFirstRow=True)
+    r.appendRow(['afterClear', t.numRows])
+    me.store('n', 41)
+    r.appendRow(['fetch', me.fetch('n', 0) + 1, me.fetch('missing', 'dflt')])
+    r.appendRow(['par', int(op('t').par.loadonstart), int(op('x').par.framestart), me.name,
+                 me.type])
+    target = op('t')
+    target.par.loadonstart = True
+    m = me
+    m.par.frameend = True
+    r.appendRow(['json', json.loads('{"a": [1, 2.5, true]}')['a'][1],
+                 base64.b64encode(b'hi').decode(), len(base64.b64decode('aGk='))])
+    op('results').insertRow(['first'])
 "##),
     ],
 )"###;
 
 #[test]
-fn table_dat_api_from_rhai() {
+fn table_dat_api_from_python() {
     let (mut engine, _rt) = stepped(load(TABLE_SCRIPT_PROJECT));
     engine.cook_frame();
     let log = console_text(engine.world());
@@ -265,7 +274,7 @@ fn table_dat_api_from_rhai() {
         vec!["first"],
         vec!["numRows", "4"],
         vec!["read", "atwentythirty1"],
-        vec!["deleted", "true", "false"],
+        vec!["deleted", "1", "0"],
         vec!["afterDelete", "3", "b"],
         vec![
             "rows",
@@ -273,7 +282,7 @@ fn table_dat_api_from_rhai() {
         ],
         vec!["afterClear", "1"],
         vec!["fetch", "42", "dflt"],
-        vec!["par", "false", "false", "x", "executeDAT"],
+        vec!["par", "0", "0", "x", "executeDAT"],
         vec!["json", "2.5", "aGk=", "2"],
     ];
     assert_eq!(r, expect, "console:\n{log}");
@@ -292,11 +301,12 @@ fn table_dat_api_from_rhai() {
 #[test]
 fn script_errors_name_their_line_and_the_engine_carries_on() {
     let text = r#"(
+    version: 2,
     nodes: [
-        (id: 1, name: "broken", kind: Execute, text: "fn onStart() {\n    let a = 1;\n    let b = ;\n}\n"),
-        (id: 2, name: "failing", kind: Execute, text: "fn onStart() {\n    print(\"before\");\n    op(\"nothere\").numRows;\n}\n"),
-        (id: 3, name: "importer", kind: Execute, text: "fn onStart() {\n    import \"/etc/hostname\" as h;\n}\n"),
-        (id: 4, name: "fine", kind: Execute, text: "fn onStart() { op(\"out\").appendRow([\"ran\"]); }"),
+        (id: 1, name: "broken", kind: Execute, text: "def onStart():\n    a = 1\n    b = \n"),
+        (id: 2, name: "failing", kind: Execute, text: "def onStart():\n    print('before')\n    op('nothere').numRows\n"),
+        (id: 3, name: "importer", kind: Execute, text: "import json\n\ndef onStart():\n    op('out').appendRow([json.dumps({'a': [1, 2]})])\n"),
+        (id: 4, name: "fine", kind: Execute, text: "def onStart():\n    op('out').appendRow(['ran'])\n"),
         (id: 5, name: "out", kind: Table),
     ],
 )"#;
@@ -307,31 +317,43 @@ fn script_errors_name_their_line_and_the_engine_carries_on() {
         |name: &str| info::channel(engine.world(), id_of(&engine, name), "errors").unwrap();
     assert_eq!(errors("broken"), 1.0, "{log}");
     assert_eq!(errors("failing"), 1.0, "{log}");
-    assert_eq!(errors("importer"), 1.0, "{log}");
+    // Scripts may import modules (TouchDesigner's Python does).
+    assert_eq!(errors("importer"), 0.0, "{log}");
     assert_eq!(errors("fine"), 0.0, "{log}");
-    assert_eq!(rows(&engine, "out"), vec![vec!["ran"]]);
-    assert!(log.contains("[broken] line 3:"), "{log}");
+    assert_eq!(
+        rows(&engine, "out"),
+        vec![vec![r#"{"a": [1, 2]}"#], vec!["ran"]]
+    );
+    assert!(
+        log.contains("[broken] line 3:") && log.contains("SyntaxError"),
+        "{log}"
+    );
     assert!(
         log.contains("[failing] info") || log.contains("before"),
         "{log}"
     );
+    // The traceback's line in the DAT, and Python's own message.
     assert!(
-        log.contains("[failing] line 3:") && log.contains("nothere"),
+        log.contains("[failing] line 3:")
+            && log.contains("AttributeError: 'NoneType' object has no attribute 'numRows'"),
         "{log}"
     );
     let broken = engine.world().state(id_of(&engine, "broken")).unwrap();
     assert_eq!(broken.script_error.as_ref().and_then(|e| e.line), Some(3));
+    let failing = engine.world().state(id_of(&engine, "failing")).unwrap();
+    assert_eq!(failing.script_error.as_ref().and_then(|e| e.line), Some(3));
 }
 
 #[test]
 fn runaway_loop_is_stopped_and_reported_while_another_node_keeps_cooking() {
     let text = r#"(
-    settings: (script: (max_operations: 200000)),
+    version: 2,
+    settings: (script: (time_limit_ms: 200)),
     nodes: [
         (id: 1, name: "runaway", kind: Execute, params: {"framestart": true},
-         text: "fn onFrameStart(frame) {\n    let x = 0;\n    loop { x += 1; }\n}\n"),
+         text: "def onFrameStart(frame):\n    x = 0\n    while True: x += 1\n"),
         (id: 2, name: "steady", kind: Execute, params: {"framestart": true},
-         text: "fn onFrameStart(frame) { let c = op(\"count\"); c[0][0] = frame; }"),
+         text: "def onFrameStart(frame):\n    c = op('count')\n    c[0, 0] = frame\n"),
         (id: 3, name: "count", kind: Table, table: [("0")]),
     ],
 )"#;
@@ -358,7 +380,7 @@ fn runaway_loop_is_stopped_and_reported_while_another_node_keeps_cooking() {
         "{log}"
     );
     assert!(
-        log.contains("[runaway] line 3: onFrameStart: stopped: ran past the operations limit"),
+        log.contains("[runaway] line 3: onFrameStart: stopped: ran past the time limit of 200 ms"),
         "{log}"
     );
     drop(engine);
@@ -374,10 +396,11 @@ fn env_parameters_resolve_and_missing_ones_are_reported_on_the_node() {
     // to this test.
     unsafe { std::env::set_var("DATPATCH_TEST_TABLE_FILE", &csv) };
     let text = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "loaded", kind: Table, params: {"file": "$DATPATCH_TEST_TABLE_FILE", "loadonstart": true}),
         (id: 2, name: "missing", kind: Table, params: {"file": "$DATPATCH_TEST_NEVER_SET", "loadonstart": true}),
-        (id: 3, name: "reader", kind: Execute, text: "fn onStart() { op(\"out\").appendRow([op(\"loaded\").par.file]); }"),
+        (id: 3, name: "reader", kind: Execute, text: "def onStart():\n    op('out').appendRow([op('loaded').par.file])\n"),
         (id: 4, name: "out", kind: Table),
     ],
 )"#;
@@ -566,10 +589,11 @@ fn headless_run_exits_0_within_2s_of_sigterm() {
 #[test]
 fn channels_chop_reads_json_rows_from_a_table() {
     let text = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "feed", kind: Table, table: [("message", "source")]),
         (id: 2, name: "channels1", kind: Channels, params: {"pointer": "/d", "key": "source", "history": 3, "maxchannels": 4}),
-        (id: 3, name: "reader", kind: Execute, params: {"frameend": true}, text: "fn onFrameEnd(frame) { let o = op(\"out\"); o.clear(); o.appendRow([op(\"channels1\").chan(\"s1:temp\"), op(\"channels1\").chanHistory(\"s1:temp\").len(), op(\"channels1\").numChans]); }"),
+        (id: 3, name: "reader", kind: Execute, params: {"frameend": true}, text: "def onFrameEnd(frame):\n    o = op('out')\n    o.clear()\n    temp = op('channels1')['s1:temp']\n    if temp is not None:\n        o.appendRow([temp.eval(), len(temp.vals), op('channels1').numChans])\n"),
         (id: 4, name: "out", kind: Table),
     ],
     wires: [(from: 1, to: 2, input: Source)],
@@ -615,7 +639,12 @@ fn channels_chop_reads_json_rows_from_a_table() {
     push(&mut engine, "not json", "s1");
     push(&mut engine, r#"{"d": {"new1": 1, "new2": 2}}"#, "s2");
     engine.cook_frame();
-    assert_eq!(rows(&engine, "out")[0], ["23.5", "3", "4"]);
+    assert_eq!(
+        rows(&engine, "out").first().cloned().unwrap_or_default(),
+        ["23.5", "3", "4"],
+        "{}",
+        console_text(engine.world())
+    );
     assert_eq!(
         info::channel(engine.world(), channels, "num_channels"),
         Some(4.0)
@@ -637,4 +666,320 @@ fn channels_chop_reads_json_rows_from_a_table() {
         info::channel(engine.world(), channels, "num_channels"),
         Some(0.0)
     );
+}
+
+// ---- Python: TouchDesigner's API on a real interpreter ----
+
+/// The console, for assertion messages.
+fn dump(engine: &Engine) -> String {
+    console_text(engine.world())
+}
+
+#[test]
+fn cells_read_and_write_by_index_and_name_and_do_arithmetic() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "t", kind: Table, table: [("name", "value"), ("answer", "41")]),
+        (id: 2, name: "out", kind: Table),
+        (id: 3, name: "x", kind: Execute, text: "
+def onStart():
+    t = op('t')
+    out = op('out')
+    out.appendRow(['read', t[1, 0].val, t[1, 'value'].val, t['answer', 1].val, op('t')[1, 0].val])
+    total = op('t')[1, 1] + 1
+    out.appendRow(['sum', total, type(total).__name__])
+    t[1, 'value'] = total
+    out.appendRow(['written', t[1, 1].val, t[1, 1] * 2])
+"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    engine.cook_frame();
+    assert_eq!(
+        rows(&engine, "out"),
+        vec![
+            vec!["read", "answer", "41", "41", "answer"],
+            vec!["sum", "42", "int"],
+            vec!["written", "42", "84"],
+        ],
+        "{}",
+        dump(&engine)
+    );
+    assert_eq!(
+        rows(&engine, "t"),
+        vec![vec!["name", "value"], vec!["answer", "42"]]
+    );
+}
+
+#[test]
+fn a_script_turns_a_web_server_off_and_on_through_its_active_parameter() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "web", kind: WebServer, params: {"port": 0, "localaddress": "127.0.0.1"}),
+        (id: 2, name: "x", kind: Execute, params: {"framestart": true}, text: "
+def onFrameStart(frame):
+    if frame == 2:
+        op('web').par.active = False
+    elif frame == 4:
+        op('web').par.active = True
+"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    let web = id_of(&engine, "web");
+    let mut running = Vec::new();
+    for _ in 0..5 {
+        engine.cook_frame();
+        running.push(info::channel(engine.world(), web, "server_running").unwrap());
+    }
+    // Set during frame 2 (after the server's own turn), applied at frame 3; on again at frame 5.
+    assert_eq!(running, [1.0, 1.0, 0.0, 0.0, 1.0], "{}", dump(&engine));
+    let log = dump(&engine);
+    assert_eq!(log.matches("listening on http://").count(), 2, "{log}");
+    assert!(log.contains("stopped listening on"), "{log}");
+    assert_eq!(
+        engine.world().par(web, "active"),
+        Some(&ParValue::Bool(true))
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn a_script_pulses_clear_on_a_websocket_dat() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let rt = common::rt();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        for i in 0..3 {
+            ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        }
+        // Stay connected until the test ends.
+        tokio::time::sleep(Duration::from_mins(1)).await;
+    });
+    let text = format!(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "feed", kind: WebSocket, params: {{"netaddress": "127.0.0.1", "port": {port}}}),
+        (id: 2, name: "log", kind: Table),
+        (id: 3, name: "x", kind: Execute, params: {{"framestart": true}}, text: "
+def onFrameStart(frame):
+    feed = op('feed')
+    if feed.numRows >= 4 and not me.fetch('cleared', False):
+        me.store('cleared', True)
+        op('log').appendRow(['before', feed.numRows, feed[3, 0].val])
+        feed.par.clear.pulse()
+"),
+    ],
+)"#
+    );
+    let runner = Runner::start(load(&text), Path::new("."), None).unwrap();
+    let feed = NodeId(1);
+    let done = wait_until(Duration::from_secs(20), || {
+        let engine = runner.engine.lock();
+        !rows(&engine, "log").is_empty() && engine.world().dat(feed).unwrap().num_rows() == 1
+    });
+    let engine = runner.engine.lock();
+    assert!(done, "{}", dump(&engine));
+    assert_eq!(rows(&engine, "log"), vec![vec!["before", "4", "hello 2"]]);
+    drop(engine);
+    runner.stop();
+}
+
+#[test]
+fn module_globals_persist_across_calls_until_the_text_changes() {
+    let code = "count = 0\n\ndef onFrameStart(frame):\n    global count\n    count += 1\n    op('out')[0, 0] = count\n";
+    let mut project = load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "x", kind: Execute, params: {"framestart": true}),
+        (id: 2, name: "out", kind: Table, table: [("0")]),
+    ],
+)"#,
+    );
+    project.node_mut(NodeId(1)).unwrap().text = Some(code.into());
+    let (mut engine, _rt) = stepped(project);
+    for _ in 0..3 {
+        engine.cook_frame();
+    }
+    assert_eq!(rows(&engine, "out"), vec![vec!["3"]], "{}", dump(&engine));
+    // New text, new module: its globals start again.
+    engine
+        .apply(Command::SetText {
+            id: NodeId(1),
+            text: format!("{code}# edited\n"),
+        })
+        .unwrap();
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "out"), vec![vec!["1"]], "{}", dump(&engine));
+    engine.cook_frame();
+    assert_eq!(rows(&engine, "out"), vec![vec!["2"]], "{}", dump(&engine));
+}
+
+#[test]
+fn another_dats_module_is_reached_through_module_and_mod() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "helpers", kind: Text, text: "def f(x):\n    return x * 2\n"),
+        (id: 2, name: "out", kind: Table),
+        (id: 3, name: "x", kind: Execute, text: "
+def onStart():
+    op('out').appendRow([op('helpers').module.f(2), mod.helpers.f(5), mod('helpers').f(1)])
+"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    engine.cook_frame();
+    assert_eq!(
+        rows(&engine, "out"),
+        vec![vec!["4", "10", "2"]],
+        "{}",
+        dump(&engine)
+    );
+}
+
+#[test]
+fn run_with_delay_frames_runs_that_many_frames_later() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "out", kind: Table),
+        (id: 2, name: "x", kind: Execute, text: "
+def later(scheduled):
+    op('out').appendRow([scheduled, absTime.frame])
+
+def onStart():
+    run(later, absTime.frame, delayFrames=2)
+"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    // (frame, rows of `out`) after each frame.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        engine.cook_frame();
+        seen.push((engine.world().frame, rows(&engine, "out").len()));
+    }
+    let out = rows(&engine, "out");
+    assert_eq!(out.len(), 1, "{}", dump(&engine));
+    let scheduled: u64 = out[0][0].parse().unwrap();
+    let ran: u64 = out[0][1].parse().unwrap();
+    assert_eq!(ran, scheduled + 2, "{out:?}");
+    // Nothing before that frame, and once only.
+    let first = seen.iter().find(|(_, n)| *n > 0).unwrap().0;
+    assert_eq!(first, ran, "{seen:?}");
+}
+
+#[test]
+fn threads_run_their_own_work_and_are_refused_the_operators() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "out", kind: Table),
+        (id: 2, name: "x", kind: Execute, params: {"frameend": true}, text: "
+import threading
+
+results = []
+errors = []
+threads = []
+
+def work():
+    results.append(sum(range(10)))
+
+def touch():
+    try:
+        op('out')
+        errors.append('no error')
+    except RuntimeError as e:
+        errors.append(str(e))
+
+def onStart():
+    threads.extend([threading.Thread(target=work), threading.Thread(target=touch)])
+    for t in threads:
+        t.start()
+
+def onFrameEnd(frame):
+    if threads and not any(t.is_alive() for t in threads) and not me.fetch('reported', False):
+        me.store('reported', True)
+        op('out').appendRow(['results'] + results)
+        op('out').appendRow(['error'] + errors)
+"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rows(&engine, "out").is_empty() {
+        assert!(Instant::now() < deadline, "{}", dump(&engine));
+        engine.cook_frame();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = rows(&engine, "out");
+    assert_eq!(out[0], ["results", "45"], "{}", dump(&engine));
+    assert_eq!(out[1].len(), 2, "{out:?}");
+    assert!(out[1][1].contains("cook thread"), "{out:?}");
+}
+
+#[test]
+fn a_version_1_project_is_refused_saying_scripts_are_python_now() {
+    let e = load_error(
+        "(\n    version: 1,\n    nodes: [(id: 1, name: \"x\", kind: Execute, text: \"fn onStart() {}\")],\n)\n",
+    );
+    assert_eq!(e.line, 2, "{e}");
+    assert!(
+        e.message.contains("Rhai") && e.message.contains("Python now"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
+    let text = r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "helpers", kind: Text, params: {"language": "python"},
+         text: "def f():\n    return 1\n"),
+    ],
+)"#;
+    let (mut engine, _rt) = stepped(load(text));
+    let helpers = id_of(&engine, "helpers");
+    let error_line = |engine: &Engine| {
+        engine
+            .world()
+            .state(helpers)
+            .unwrap()
+            .script_error
+            .as_ref()
+            .map(|e| e.line)
+    };
+    engine.cook_frame();
+    assert_eq!(error_line(&engine), None, "{}", dump(&engine));
+    engine
+        .apply(Command::SetText {
+            id: helpers,
+            text: "def f():\n    return 1\n\ndef g(:\n    pass\n".into(),
+        })
+        .unwrap();
+    engine.cook_frame();
+    // Nothing called it: the edit alone compiled it.
+    assert_eq!(error_line(&engine), Some(Some(4)), "{}", dump(&engine));
+    assert!(dump(&engine).contains("SyntaxError"), "{}", dump(&engine));
+    engine
+        .apply(Command::SetText {
+            id: helpers,
+            text: "def f():\n    return 1\n\ndef g():\n    pass\n".into(),
+        })
+        .unwrap();
+    engine.cook_frame();
+    assert_eq!(error_line(&engine), None, "{}", dump(&engine));
 }

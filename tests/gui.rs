@@ -20,9 +20,10 @@ use egui_kittest::kittest::Queryable;
 /// A node graph with a Web Server DAT (inactive, so no port is bound), a Text DAT holding
 /// callbacks and a Table DAT, nothing wired.
 const LOOSE: &str = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "server", kind: WebServer, pos: (40.0, 40.0), params: {"active": false, "port": 0}),
-        (id: 2, name: "cb", kind: Text, pos: (40.0, 190.0), text: "fn onServerStart(dat) {\n}\n"),
+        (id: 2, name: "cb", kind: Text, pos: (40.0, 190.0), text: "def onServerStart(webServerDAT):\n    return\n"),
         (id: 3, name: "tab", kind: Table, pos: (420.0, 190.0), table: [("k", "v"), ("greeting", "hello")]),
     ],
 )"#;
@@ -681,9 +682,10 @@ fn console_lines_select_their_node_and_pause_counts_new_lines() {
 
 /// A Web Server DAT on a free port of 127.0.0.1 whose callbacks take messages silently.
 const SERVER: &str = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "web", kind: WebServer, pos: (40.0, 40.0), params: {"port": 0, "localaddress": "127.0.0.1"}),
-        (id: 2, name: "web_callbacks", kind: Text, pos: (40.0, 220.0), text: "fn onWebSocketReceiveText(dat, client, data) {\n}\n"),
+        (id: 2, name: "web_callbacks", kind: Text, pos: (40.0, 220.0), text: "def onWebSocketReceiveText(webServerDAT, client, data):\n    return\n"),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
 )"#;
@@ -794,9 +796,10 @@ fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
 fn the_editor_marks_the_line_of_a_script_error() {
     let project = load(
         r#"(
+    version: 2,
     nodes: [
-        (id: 1, name: "boom", kind: Execute, pos: (40.0, 40.0), params: {"language": "rhai"},
-         text: "fn onStart() {\n    let x = 1;\n    no_such_function(x);\n}\n"),
+        (id: 1, name: "boom", kind: Execute, pos: (40.0, 40.0), params: {"language": "python"},
+         text: "def onStart():\n    x = 1\n    no_such_function(x)\n"),
     ],
 )"#,
     );
@@ -885,6 +888,7 @@ fn nodes_are_renamed_in_place_and_names_stay_unique() {
 #[test]
 fn the_info_panel_plots_a_channels_chop_and_pauses() {
     let text = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "feed", kind: Table, pos: (40.0, 40.0),
          table: [("message"), ("{\"temp\": 20.5, \"hum\": 40}"), ("{\"temp\": 21.5, \"hum\": 41}")]),

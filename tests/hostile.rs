@@ -17,37 +17,36 @@ use datpatch::engine::info;
 use datpatch::project::{self, NodeId, load_str};
 use datpatch::runner::Runner;
 
-const CALLBACKS: &str = r#"
-fn onHTTPRequest(dat, request, response) {
-    let e = op("events");
-    e.appendRow(["http", request.method, request.uri]);
-    if request.uri == "/loop" {
-        let n = 0;
-        loop { n += 1; }
-    }
-    if request.uri == "/recurse" {
-        return deeper(0);
-    }
-    response.statusCode = 200;
-    response.data = "ok " + request.method + " " + request.uri + " " + request.data.len();
-    response
-}
+const CALLBACKS: &str = r"
+def onHTTPRequest(webServerDAT, request, response):
+    op('events').appendRow(['http', request['method'], request['uri']])
+    if request['uri'] == '/loop':
+        n = 0
+        while True:
+            n += 1
+    if request['uri'] == '/recurse':
+        return deeper(0)
+    response['statusCode'] = 200
+    response['data'] = 'ok ' + request['method'] + ' ' + request['uri'] + ' ' + str(len(request['data']))
+    return response
 
-fn deeper(n) { deeper(n + 1) }
+def deeper(n):
+    return deeper(n + 1)
 
-fn onWebSocketOpen(dat, client, uri) { let e = op("events"); e.appendRow(["open", client, uri]); }
-fn onWebSocketClose(dat, client) { let e = op("events"); e.appendRow(["close", client]); }
-fn onWebSocketReceiveText(dat, client, data) {
-    let e = op("events");
-    e.appendRow(["text", client, data]);
-    dat.webSocketSendText(client, data);
-}
-fn onWebSocketReceiveBinary(dat, client, data) {
-    let e = op("events");
-    e.appendRow(["binary", client, data.len()]);
-    dat.webSocketSendBinary(client, data);
-}
-"#;
+def onWebSocketOpen(webServerDAT, client, uri):
+    op('events').appendRow(['open', client, uri])
+
+def onWebSocketClose(webServerDAT, client):
+    op('events').appendRow(['close', client])
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    op('events').appendRow(['text', client, data])
+    webServerDAT.webSocketSendText(client, data)
+
+def onWebSocketReceiveBinary(webServerDAT, client, data):
+    op('events').appendRow(['binary', client, len(data)])
+    webServerDAT.webSocketSendBinary(client, data)
+";
 
 struct Server {
     runner: Runner,
@@ -58,9 +57,11 @@ impl Server {
     fn start(params: &str) -> Server {
         let text = format!(
             r####"(
+    version: 2,
+    settings: (script: (time_limit_ms: 1000)),
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {{"port": 0, "localaddress": "127.0.0.1", {params}}}),
-        (id: 2, name: "web_callbacks", kind: Text, text: r###"{CALLBACKS}"###),
+        (id: 2, name: "web_callbacks", kind: Text, params: {{"language": "python"}}, text: r###"{CALLBACKS}"###),
         (id: 3, name: "events", kind: Table),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
@@ -993,11 +994,11 @@ fn runaway_and_bottomless_callbacks_answer_500_and_the_server_goes_on() {
         server.assert_healthy(path);
     }
     let console = server.console();
+    assert!(console.contains("ran past the time limit"), "{console}");
     assert!(
-        console.contains("ran past the operations limit"),
+        console.contains("RecursionError: maximum recursion depth exceeded"),
         "{console}"
     );
-    assert!(console.contains("nested too deeply"), "{console}");
 }
 
 #[test]
@@ -1125,11 +1126,15 @@ fn sigterm_closes_every_client_with_1001_and_runs_on_server_stop() {
     std::fs::write(
         &file,
         r####"(
+    version: 2,
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {"port": 0, "localaddress": "127.0.0.1"}),
-        (id: 2, name: "web_callbacks", kind: Text, text: r###"
-fn onWebSocketReceiveText(dat, client, data) { dat.webSocketSendText(client, data); }
-fn onServerStop(dat) { print("onServerStop ran"); }
+        (id: 2, name: "web_callbacks", kind: Text, params: {"language": "python"}, text: r###"
+def onWebSocketReceiveText(webServerDAT, client, data):
+    webServerDAT.webSocketSendText(client, data)
+
+def onServerStop(webServerDAT):
+    print('onServerStop ran')
 "###),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],

@@ -22,77 +22,82 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CALLBACKS: &str = r#"
-fn onHTTPRequest(dat, request, response) {
-    let path = request.uri;
-    if path == "/echo" {
-        response.statusCode = 200;
-        response["Content-Type"] = "application/json";
-        response["X-Custom"] = "yes";
-        response.data = to_json(#{
-            method: request.method, pars: request.pars, body: request.data,
-            token: request["X-Token"], lower: request["x-token"], client: request.clientAddress
-        });
-    } else if path == "/binary" {
-        response.statusCode = 200;
-        response["Content-Type"] = "application/octet-stream";
-        let b = blob(4);
-        b[1] = 255; b[2] = 1; b[3] = 128;
-        response.data = b;
-    } else if path == "/fail" {
-        let zero = 0;
-        let x = 1 / zero;
-    } else if path == "/slow" {
-        let n = 0;
-        while n < 3000000 { n += 1; }
-        response.statusCode = 200;
-    } else if path == "/private" {
-        if dat.authenticateBasic(request.Authorization, #{ ada: "lovelace" }) {
-            response.statusCode = 200;
-            response.data = "welcome";
-        } else {
-            response.statusCode = 401;
-            response.statusReason = "Unauthorized";
-            response["WWW-Authenticate"] = "Basic realm=\"datpatch\"";
-        }
-    } else if path == "/noreturn" {
-        response.statusCode = 200;
-        return 5;
-    }
-    response
-}
+import json
+import time
 
-fn onWebSocketUpgrade(dat, request, response) {
-    if request.uri == "/guarded" {
-        if request.pars.token == "good" {
-            response["Sec-WebSocket-Protocol"] = "bearer";
-        } else {
-            response.statusCode = 401;
-            response.data = "bad token";
-        }
-    }
-    response
-}
+def onHTTPRequest(webServerDAT, request, response):
+    path = request['uri']
+    if path == '/echo':
+        response['statusCode'] = 200
+        response['Content-Type'] = 'application/json'
+        response['X-Custom'] = 'yes'
+        response['data'] = json.dumps({
+            'method': request['method'], 'pars': request['pars'], 'body': request['data'],
+            'token': request.get('X-Token'), 'lower': request.get('x-token'),
+            'client': request['clientAddress'],
+        })
+    elif path == '/binary':
+        response['statusCode'] = 200
+        response['Content-Type'] = 'application/octet-stream'
+        response['data'] = bytes([0, 255, 1, 128])
+    elif path == '/fail':
+        zero = 0
+        x = 1 / zero
+    elif path == '/slow':
+        # Past the request timeout (300 ms), within the callback time limit (1 s).
+        time.sleep(0.6)
+        response['statusCode'] = 200
+    elif path == '/private':
+        if webServerDAT.authenticateBasic(request.get('Authorization', ''), {'ada': 'lovelace'}):
+            response['statusCode'] = 200
+            response['data'] = 'welcome'
+        else:
+            response['statusCode'] = 401
+            response['statusReason'] = 'Unauthorized'
+            response['WWW-Authenticate'] = 'Basic realm="datpatch"'
+    elif path == '/noreturn':
+        response['statusCode'] = 200
+        return 5
+    return response
 
-fn onWebSocketOpen(dat, client, uri) { let e = op("events"); e.appendRow(["open", client, uri]); }
-fn onWebSocketClose(dat, client) { let e = op("events"); e.appendRow(["close", client]); }
-fn onWebSocketReceiveText(dat, client, data) {
-    let e = op("events");
-    if data.starts_with("broadcast:") {
-        for c in dat.webSocketConnections { dat.webSocketSendText(c, data); }
-        return;
-    }
-    e.appendRow(["text", client, data]);
-    dat.webSocketSendText(client, "echo:" + data);
-}
-fn onWebSocketReceiveBinary(dat, client, data) {
-    let e = op("events");
-    e.appendRow(["binary", client, data.len()]);
-    dat.webSocketSendBinary(client, data);
-}
-fn onWebSocketReceivePing(dat, client, data) { let e = op("events"); e.appendRow(["ping", client, data.as_string()]); }
-fn onWebSocketReceivePong(dat, client, data) { let e = op("events"); e.appendRow(["pong", client, data.as_string()]); }
-fn onServerStart(dat) { let e = op("events"); e.appendRow(["start"]); }
-fn onServerStop(dat) { let e = op("events"); e.appendRow(["stop"]); }
+def onWebSocketUpgrade(webServerDAT, request, response):
+    if request['uri'] == '/guarded':
+        if request['pars'].get('token') == 'good':
+            response['Sec-WebSocket-Protocol'] = 'bearer'
+        else:
+            response['statusCode'] = 401
+            response['data'] = 'bad token'
+    return response
+
+def onWebSocketOpen(webServerDAT, client, uri):
+    op('events').appendRow(['open', client, uri])
+
+def onWebSocketClose(webServerDAT, client):
+    op('events').appendRow(['close', client])
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    if data.startswith('broadcast:'):
+        for c in webServerDAT.webSocketConnections:
+            webServerDAT.webSocketSendText(c, data)
+        return
+    op('events').appendRow(['text', client, data])
+    webServerDAT.webSocketSendText(client, 'echo:' + data)
+
+def onWebSocketReceiveBinary(webServerDAT, client, data):
+    op('events').appendRow(['binary', client, len(data)])
+    webServerDAT.webSocketSendBinary(client, data)
+
+def onWebSocketReceivePing(webServerDAT, client, data):
+    op('events').appendRow(['ping', client, data.decode()])
+
+def onWebSocketReceivePong(webServerDAT, client, data):
+    op('events').appendRow(['pong', client, data.decode()])
+
+def onServerStart(webServerDAT):
+    op('events').appendRow(['start'])
+
+def onServerStop(webServerDAT):
+    op('events').appendRow(['stop'])
 "#;
 
 struct Server {
@@ -108,10 +113,11 @@ impl Server {
     fn start_with(params: &str, callbacks: &str) -> Server {
         let text = format!(
             r####"(
-    settings: (script: (max_operations: 100000000)),
+    version: 2,
+    settings: (script: (time_limit_ms: 1000)),
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {{"port": 0, {params}}}),
-        (id: 2, name: "web_callbacks", kind: Text, text: r###"{callbacks}"###),
+        (id: 2, name: "web_callbacks", kind: Text, params: {{"language": "python"}}, text: r###"{callbacks}"###),
         (id: 3, name: "events", kind: Table),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
@@ -231,11 +237,11 @@ fn http_requests_reach_the_callback_and_its_answer_comes_back() {
         server.console()
     );
     let console = server.console();
+    assert!(console.contains("ZeroDivisionError"), "{console}");
     assert!(
-        console.contains("Division by zero") || console.contains("division"),
+        console.contains("onHTTPRequest returned an integer, not the response map"),
         "{console}"
     );
-    assert!(console.contains("not the response map"), "{console}");
     assert!(server.channel("errors") >= 3.0, "{console}");
     assert_eq!(server.channel("http_requests"), 7.0);
 
@@ -398,9 +404,17 @@ fn broadcast_reaches_50_clients_through_websocket_connections() {
             assert_eq!(got, Message::text("broadcast:hello all"));
         }
         let records =
-            datpatch::ops::webserver::clients(server.runner.engine.lock().world(), server.web);
+            || datpatch::ops::webserver::clients(server.runner.engine.lock().world(), server.web);
+        // A client's counter goes up once its send has completed, which may be just after the
+        // client read the message.
+        let sent = || records().iter().map(|c| c.messages_out).sum::<u64>();
+        assert!(
+            wait_until(Duration::from_secs(5), || sent() == 50),
+            "{} counted",
+            sent()
+        );
+        let records = records();
         assert_eq!(records.len(), 50);
-        assert_eq!(records.iter().map(|c| c.messages_out).sum::<u64>(), 50);
         assert_eq!(records.iter().map(|c| c.messages_in).sum::<u64>(), 1);
         assert!(
             records
@@ -682,7 +696,12 @@ fn requests_are_answered_between_frames_by_the_cook_thread_alone() {
     settings: (cook_rate_hz: 0.2),
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {"port": 0}),
-        (id: 2, name: "web_callbacks", kind: Text, text: "fn onHTTPRequest(dat, request, response) { response.statusCode = 200; response.data = \"frame \" + absTime.frame; response }"),
+        (id: 2, name: "web_callbacks", kind: Text, text: "
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['data'] = 'frame ' + str(absTime.frame)
+    return response
+"),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
 )"#;
@@ -770,7 +789,7 @@ fn a_new_web_server_dat_comes_with_its_wired_callbacks() {
             .text
             .as_deref()
             .unwrap()
-            .contains("fn onHTTPRequest(dat, request, response)")
+            .contains("def onHTTPRequest(webServerDAT, request, response):")
     );
     assert_eq!(
         engine
@@ -833,18 +852,15 @@ fn example_project_runs_headless_with_a_port_override() {
     assert!(child.0.wait().unwrap().success());
 }
 
-const FILE_CALLBACKS: &str = r#"
-fn onHTTPRequest(dat, request, response) {
-    if request.uri == "/api" {
-        response.statusCode = 200;
-        response.data = "from the callback";
-    } else if request.savedPath != () {
-        let e = op("events");
-        e.appendRow(["saved", request.savedPath, request.method, request.data]);
-    }
-    response
-}
-"#;
+const FILE_CALLBACKS: &str = r"
+def onHTTPRequest(webServerDAT, request, response):
+    if request['uri'] == '/api':
+        response['statusCode'] = 200
+        response['data'] = 'from the callback'
+    elif 'savedPath' in request:
+        op('events').appendRow(['saved', request['savedPath'], request['method'], request['data']])
+    return response
+";
 
 #[test]
 fn static_files_with_304_206_and_traversal_refused() {
@@ -1022,13 +1038,13 @@ fn uploads_are_saved_whole_or_not_at_all() {
 #[test]
 fn nanollm_frames_are_decoded_answered_and_malformed_ones_counted() {
     use datpatch::net::nanollm;
-    let callbacks = r#"
-fn onWebSocketReceiveFrame(dat, client, frame) {
-    let e = op("events");
-    e.appendRow(["frame", frame.msg_id, frame.type, frame.size, frame.metadata, frame.text]);
-    dat.webSocketSendFramed(client, "json", #{ echo: frame.text, type: frame.type }, "reply");
-}
-"#;
+    let callbacks = r"
+def onWebSocketReceiveFrame(webServerDAT, client, frame):
+    op('events').appendRow(['frame', frame['msg_id'], frame['type'], frame['size'],
+                            frame['metadata'], frame['text']])
+    webServerDAT.webSocketSendFramed(client, 'json', {'echo': frame['text'], 'type': frame['type']},
+                                     'reply')
+";
     let server = Server::start_with("\"format\": \"nanollm\"", callbacks);
     let rt = rt();
     let replies = rt.block_on(async {
@@ -1091,4 +1107,337 @@ fn onWebSocketReceiveFrame(dat, client, frame) {
             && console.contains("size mismatch"),
         "{console}"
     );
+}
+
+// ---- Python as TouchDesigner users write it ----
+
+/// TouchDesigner's Web Server DAT callbacks template as datpatch gives a new DAT (tabs and all),
+/// pasted unchanged.
+const TD_TEMPLATE: &str = r"# me - this DAT.
+# webServerDAT - the connected Web Server DAT
+# request - A dictionary of the request fields. The dictionary will always contain the below entries, plus any additional entries dependent on the contents of the request
+# 		'method' - The HTTP method of the request (ie. 'GET', 'PUT').
+# 		'uri' - The client's requested URI path. If there are parameters in the URI then they will be located under the 'pars' key in the request dictionary.
+#		'pars' - The query parameters.
+# 		'clientAddress' - The client's address.
+# 		'serverAddress' - The server's address.
+# 		'data' - The data of the HTTP request (str when it is UTF-8, else bytes).
+# response - A dictionary defining the response, to be filled in during the request method. Additional fields not specified below can be added (eg. response['content-type'] = 'application/json').
+# 		'statusCode' - A valid HTTP status code integer (ie. 200, 401, 404). Default is 404.
+# 		'statusReason' - The reason for the above status code being returned (ie. 'Not Found.').
+# 		'data' - The data to send back to the client. If displaying a web-page, any HTML would be put here.
+
+# return the response dictionary
+def onHTTPRequest(webServerDAT, request, response):
+	response['statusCode'] = 200 # OK
+	response['statusReason'] = 'OK'
+	response['data'] = '<b>datpatch: </b>' + webServerDAT.name
+	return response
+
+# datpatch's own: runs before a WebSocket upgrade. Leave statusCode at 101 to accept; any other
+# status refuses with that answer. response['Sec-WebSocket-Protocol'] picks a subprotocol.
+# def onWebSocketUpgrade(webServerDAT, request, response):
+# 	return response
+
+def onWebSocketOpen(webServerDAT, client, uri):
+	return
+
+def onWebSocketClose(webServerDAT, client):
+	return
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+	webServerDAT.webSocketSendText(client, data)
+	return
+
+def onWebSocketReceiveBinary(webServerDAT, client, data):
+	webServerDAT.webSocketSendBinary(client, data)
+	return
+
+def onWebSocketReceivePing(webServerDAT, client, data):
+	webServerDAT.webSocketSendPong(client, data=data);
+	return
+
+def onWebSocketReceivePong(webServerDAT, client, data):
+	return
+
+def onServerStart(webServerDAT):
+	return
+
+def onServerStop(webServerDAT):
+	return
+";
+
+/// The next text or binary message, skipping the server's keepalive pings.
+async fn next_data<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("the connection ended")
+            .unwrap();
+        if matches!(message, Message::Text(_) | Message::Binary(_)) {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn touchdesigners_default_template_serves_echoes_and_answers_one_pong_per_ping() {
+    let server = Server::start_with("", TD_TEMPLATE);
+    let page = http(server.addr(), "GET", "/", &[], b"");
+    assert_eq!(
+        (page.status, page.text().as_str()),
+        (200, "<b>datpatch: </b>web"),
+        "{}",
+        server.console()
+    );
+    assert_eq!(page.reason, "OK");
+    let rt = rt();
+    let (first_pong, later) = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+            .await
+            .unwrap();
+        ws.send(Message::text("hello td")).await.unwrap();
+        assert_eq!(next_data(&mut ws).await, Message::text("hello td"));
+        let binary = vec![0u8, 159, 146, 150, 255];
+        ws.send(Message::binary(binary.clone())).await.unwrap();
+        assert_eq!(next_data(&mut ws).await, Message::binary(binary));
+
+        ws.send(Message::Ping("are you there".into()))
+            .await
+            .unwrap();
+        let first_pong = loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("no pong within 10 s")
+                .unwrap()
+                .unwrap();
+            if let Message::Pong(payload) = message {
+                break payload.to_vec();
+            }
+        };
+        // Whatever else arrives in the next 300 ms: a second pong would be the template's.
+        let mut later = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(message)) = tokio::time::timeout_at(until, ws.next()).await {
+            later.push(message.unwrap());
+        }
+        // Still echoing after the ping.
+        ws.send(Message::text("after the ping")).await.unwrap();
+        assert_eq!(next_data(&mut ws).await, Message::text("after the ping"));
+        ws.close(None).await.unwrap();
+        (first_pong, later)
+    });
+    assert_eq!(first_pong, b"are you there");
+    assert!(
+        !later.iter().any(|m| matches!(m, Message::Pong(_))),
+        "a second pong: {later:?}"
+    );
+    assert_eq!(server.channel("errors"), 0.0, "{}", server.console());
+}
+
+#[test]
+fn the_older_two_argument_on_web_socket_open_is_called() {
+    let callbacks = r"
+def onWebSocketOpen(webServerDAT, client):
+    op('events').appendRow(['open', client])
+    webServerDAT.webSocketSendText(client, 'welcome ' + client)
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    webServerDAT.webSocketSendText(client, data)
+";
+    let server = Server::start_with("", callbacks);
+    let rt = rt();
+    let (client, greeting, echo) = rt.block_on(async {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/old?x=1", server.addr()))
+                .await
+                .unwrap();
+        let client = match ws.get_ref() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().to_string(),
+            _ => unreachable!(),
+        };
+        let greeting = next_data(&mut ws).await;
+        ws.send(Message::text("still echoing")).await.unwrap();
+        let echo = next_data(&mut ws).await;
+        ws.close(None).await.unwrap();
+        (client, greeting, echo)
+    });
+    assert_eq!(
+        greeting,
+        Message::text(format!("welcome {client}")),
+        "{}",
+        server.console()
+    );
+    assert_eq!(echo, Message::text("still echoing"));
+    assert_eq!(server.events(), [vec!["open".to_string(), client]]);
+    let console = server.console();
+    assert!(!console.contains("is not called"), "{console}");
+    assert_eq!(server.channel("errors"), 0.0, "{console}");
+}
+
+#[test]
+fn a_runaway_callback_is_stopped_while_another_web_server_dat_answers() {
+    let text = r####"(
+    version: 2,
+    settings: (script: (time_limit_ms: 500)),
+    nodes: [
+        (id: 1, name: "web1", kind: WebServer, params: {"port": 0, "requesttimeout": 3000}),
+        (id: 2, name: "web1_callbacks", kind: Text, params: {"language": "python"}, text: r###"
+def onHTTPRequest(webServerDAT, request, response):
+    if request['uri'] == '/spin':
+        while True:
+            pass
+    response['statusCode'] = 200
+    response['data'] = webServerDAT.name + ' ' + request['uri']
+    return response
+"###),
+        (id: 3, name: "web2", kind: WebServer, params: {"port": 0, "requesttimeout": 3000}),
+        (id: 4, name: "web2_callbacks", kind: Text, params: {"language": "python"}, text: r###"
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['data'] = webServerDAT.name + ' answers'
+    return response
+"###),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks), (from: 4, to: 3, input: Callbacks)],
+)"####;
+    let project = load_str(text, Path::new("runaway.ron")).unwrap_or_else(|e| panic!("{e}"));
+    let runner = Runner::start(project, Path::new("."), None).unwrap();
+    let port = |id: u64| {
+        info::channel(runner.engine.lock().world(), NodeId(id), "port").unwrap_or(0.0) as u16
+    };
+    assert!(wait_until(Duration::from_secs(20), || port(1) != 0 && port(3) != 0));
+    let web1 = SocketAddr::from(([127, 0, 0, 1], port(1)));
+    let web2 = SocketAddr::from(([127, 0, 0, 1], port(3)));
+    let console = || console_text(runner.engine.lock().world());
+    let warm = http(web1, "GET", "/warm", &[], b"");
+    assert_eq!(
+        (warm.status, warm.text().as_str()),
+        (200, "web1 /warm"),
+        "{}",
+        console()
+    );
+
+    let spinning = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = http(web1, "GET", "/spin", &[], b"");
+        (answer, started.elapsed())
+    });
+    // Let the runaway start, then ask the other server.
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    let other = http(web2, "GET", "/", &[], b"");
+    let other_took = started.elapsed();
+    let (spin, spin_took) = spinning.join().unwrap();
+
+    assert_eq!(
+        (other.status, other.text().as_str()),
+        (200, "web2 answers"),
+        "{}",
+        console()
+    );
+    assert!(
+        other_took < Duration::from_secs(3),
+        "web2 answered after {other_took:?}"
+    );
+    assert!(
+        spin.status == 500 || spin.status == 503,
+        "{}: {}",
+        spin.status,
+        console()
+    );
+    assert!(
+        spin_took < Duration::from_secs(3),
+        "the runaway was stopped after {spin_took:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || console()
+            .contains("ran past the time limit")),
+        "{}",
+        console()
+    );
+    let after = http(web1, "GET", "/after", &[], b"");
+    assert_eq!(
+        (after.status, after.text().as_str()),
+        (200, "web1 /after"),
+        "{}",
+        console()
+    );
+    assert_eq!(http(web2, "GET", "/", &[], b"").text(), "web2 answers");
+}
+
+const BROKEN_CALLBACKS: &str = r"
+def greeting(name):
+    raise ValueError('no greeting for ' + name)
+
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['data'] = greeting(request['pars'].get('name', 'world'))
+    return response
+";
+
+#[test]
+fn a_traceback_names_the_dat_and_line_and_fixing_the_text_clears_it() {
+    let server = Server::start_with("", BROKEN_CALLBACKS);
+    let text_dat = NodeId(2);
+    let line_of = |needle: &str| {
+        BROKEN_CALLBACKS
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap()
+            + 1
+    };
+    let raise_line = line_of("raise ValueError");
+    let call_line = line_of("= greeting(");
+    let failed = http(server.addr(), "GET", "/?name=ada", &[], b"");
+    assert_eq!(failed.status, 500, "{}", server.console());
+
+    let console = server.console();
+    assert!(
+        console.contains(&format!(
+            "line {raise_line}: onHTTPRequest: ValueError: no greeting for ada"
+        )),
+        "{console}"
+    );
+    assert!(
+        console.contains(&format!(
+            "web_callbacks line {raise_line}, in greeting <- web_callbacks line {call_line}, in onHTTPRequest"
+        )),
+        "{console}"
+    );
+    let (last_error, script_error) = {
+        let engine = server.runner.engine.lock();
+        let world = engine.world();
+        (
+            world.state(server.web).unwrap().last_error.clone().unwrap(),
+            world.state(text_dat).unwrap().script_error.clone(),
+        )
+    };
+    assert_eq!(last_error.line, Some(raise_line));
+    assert_eq!(last_error.script_node, Some(text_dat));
+    assert!(last_error.text.contains("ValueError"), "{last_error:?}");
+    let script_error = script_error.expect("the Text DAT is marked");
+    assert_eq!(script_error.line, Some(raise_line));
+
+    server.apply(Command::SetText {
+        id: text_dat,
+        text: BROKEN_CALLBACKS.replace(
+            "raise ValueError('no greeting for ' + name)",
+            "return 'hello ' + name",
+        ),
+    });
+    let fixed = http(server.addr(), "GET", "/?name=ada", &[], b"");
+    assert_eq!(
+        (fixed.status, fixed.text().as_str()),
+        (200, "hello ada"),
+        "{}",
+        server.console()
+    );
+    let engine = server.runner.engine.lock();
+    let state = engine.world().state(text_dat).unwrap();
+    assert!(state.script_error.is_none(), "{:?}", state.script_error);
 }

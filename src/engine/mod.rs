@@ -144,6 +144,8 @@ impl Engine {
         for &id in &ids {
             self.world.state_mut(id).needs_reconcile = true;
         }
+        // Scripts first: their module code runs, and their syntax errors show, before onStart.
+        self.compile_edited_scripts(&ids);
         self.reconcile_pending(&ids);
     }
 
@@ -263,8 +265,10 @@ impl Engine {
             }
             self.world.state_mut(id).compiled_rev = Some(rev);
             match self.scripts.compile(&mut self.world, id) {
-                Ok(()) => self.world.state_mut(id).script_error = None,
-                Err(error) => {
+                Ok(true) => self.world.state_mut(id).script_error = None,
+                // Compiled before (by a callback): its errors, if any, stand.
+                Ok(false) | Err((_, false)) => {}
+                Err((error, true)) => {
                     let node_error = NodeError {
                         text: format!("compiling {}: {}", self.world.node_name(id), error.message),
                         script_node: Some(id),

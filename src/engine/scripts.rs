@@ -71,8 +71,14 @@ pub trait ScriptHost: Send {
     ) -> ScriptOutcome;
 
     /// Compiles `text_node`'s text now (when it was edited), running its module code, so that a
-    /// syntax error shows at once rather than at the next callback.
-    fn compile(&mut self, world: &mut Box<World>, text_node: NodeId) -> Result<(), ScriptError>;
+    /// syntax error shows at once rather than at the next callback. `Ok(true)`: compiled anew
+    /// (`false`: this text was compiled before); the error says whether it is reported for the
+    /// first time.
+    fn compile(
+        &mut self,
+        world: &mut Box<World>,
+        text_node: NodeId,
+    ) -> Result<bool, (ScriptError, bool)>;
 
     /// Runs what scripts scheduled (`run(..., delayFrames=)`) for this frame or earlier; returns
     /// the errors with the operator that scheduled each.

@@ -247,11 +247,7 @@ impl World {
         let Some(node) = self.project.node(id) else {
             return Badge::Idle;
         };
-        let script_error = |id| self.state(id).is_some_and(|s| s.script_error.is_some());
-        if self.state(id).is_some_and(|s| s.status_error.is_some())
-            || script_error(id)
-            || self.callbacks_node(id).is_some_and(script_error)
-        {
+        if self.state(id).is_some_and(|s| s.status_error.is_some()) {
             return Badge::Error;
         }
         self.operators.get(node.kind).badge(self, id)

@@ -163,16 +163,33 @@ impl ScriptHost for PythonHost {
         )
     }
 
-    fn compile(&mut self, world: &mut Box<World>, text_node: NodeId) -> Result<(), ScriptError> {
+    fn compile(
+        &mut self,
+        world: &mut Box<World>,
+        text_node: NodeId,
+    ) -> Result<bool, (ScriptError, bool)> {
+        let state = self.state.clone();
         self.enter(
             world,
             text_node,
             |py, interp| {
+                let stale = with_world(|world, _| {
+                    let text = world
+                        .project
+                        .node(text_node)
+                        .and_then(|n| n.text.as_deref());
+                    Ok(state
+                        .lock()
+                        .modules
+                        .get(&text_node)
+                        .is_none_or(|entry| Some(entry.source.as_str()) != text))
+                })
+                .unwrap_or(true);
                 module(py, interp, text_node)
-                    .map(|_| ())
-                    .map_err(|(e, _)| e)
+                    .map(|_| stale)
+                    .map_err(|(e, reported)| (e, !reported))
             },
-            Err,
+            |e| Err((e, true)),
         )
     }
 

@@ -433,10 +433,9 @@ def _cmp(a, b):
 
 
 def _str(value):
+    # TouchDesigner converts each item with str(): True gives "True".
     if isinstance(value, (Cell, Par)):
         return str(value.val)
-    if isinstance(value, bool):
-        return "1" if value else "0"
     return str(value)
 
 
