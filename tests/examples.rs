@@ -734,27 +734,22 @@ fn nanollm_frames_round_trip_between_a_web_server_dat_and_a_websocket_dat() {
     nodes: [
         (id: 1, name: "server", kind: WebServer, params: {{"port": {port}, "format": "nanollm"}}),
         (id: 2, name: "server_callbacks", kind: Text, text: r###"
-fn onWebSocketOpen(dat, client, uri) {{
-    dat.webSocketSendBinary(client, blob(10));
-}}
-fn onWebSocketReceiveFrame(dat, client, frame) {{
-    dat.webSocketSendFramed(client, frame.type, frame.payload, frame.metadata);
-}}
+def onWebSocketOpen(webServerDAT, client, uri):
+    webServerDAT.webSocketSendBinary(client, bytes(10))
+
+def onWebSocketReceiveFrame(webServerDAT, client, frame):
+    webServerDAT.webSocketSendFramed(client, frame['type'], frame['payload'], frame['metadata'])
 "###),
         (id: 3, name: "client", kind: WebSocket, params: {{"netaddress": "ws://127.0.0.1:{port}/", "format": "nanollm"}}),
         (id: 4, name: "client_callbacks", kind: Text, text: r###"
-fn onConnect(dat) {{
-    dat.sendFramed("json", #{{ hello: "world" }}, "");
-    dat.sendFramed("text", "plain words", "txt");
-    let b = blob(3);
-    b[0] = 1; b[1] = 2; b[2] = 255;
-    dat.sendFramed(5, b, "png");
-    dat.sendBinary("not a frame");
-}}
-fn onReceiveFrame(dat, rowIndex, frame) {{
-    let log = op("log");
-    log.appendRow([rowIndex, frame.msg_id, frame.type, frame.metadata, frame.text]);
-}}
+def onConnect(dat):
+    dat.sendFramed('json', {{'hello': 'world'}}, '')
+    dat.sendFramed('text', 'plain words', 'txt')
+    dat.sendFramed(5, bytes([1, 2, 255]), 'png')
+    dat.sendBinary('not a frame')
+
+def onReceiveFrame(dat, rowIndex, frame):
+    op('log').appendRow([rowIndex, frame['msg_id'], frame['type'], frame['metadata'], frame['text']])
 "###),
         (id: 5, name: "log", kind: Table),
     ],
