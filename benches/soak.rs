@@ -22,37 +22,42 @@ use tokio_tungstenite::tungstenite::Message;
 /// The chat relay of projects/chat.ron (JSON in, JSON broadcast to every client, a log table
 /// kept to its newest 1000 rows), plus counters the soak reads over HTTP at the end.
 const RELAY: &str = r####"(
+    version: 2,
     nodes: [
         (id: 1, name: "chat", kind: WebServer,
          params: {"port": 0, "localaddress": "127.0.0.1", "maxconnections": 4096}),
         (id: 2, name: "chat_callbacks", kind: Text, text: r###"
-fn onHTTPRequest(dat, request, response) {
-    response.statusCode = 200;
-    response["Content-Type"] = "application/json";
-    response.data = to_json(#{
-        received: dat.fetch("in", 0), relayed: dat.fetch("out", 0),
-        refused: dat.fetch("refused", 0), clients: dat.webSocketConnections.len()
-    });
-    response
-}
+import json
+import time
 
-fn onWebSocketReceiveText(dat, client, data) {
-    dat.store("in", dat.fetch("in", 0) + 1);
-    let message = parse_json(data);
-    let text = to_json(#{ type: "chat", name: message.name, text: message.text, from: client });
-    let out = 0;
-    let refused = 0;
-    for c in dat.webSocketConnections {
-        if dat.webSocketSendText(c, text) { out += 1; } else { refused += 1; }
-    }
-    dat.store("out", dat.fetch("out", 0) + out);
-    dat.store("refused", dat.fetch("refused", 0) + refused);
-    let log = op("log");
-    log.appendRow([time_ms(), client, message.name, message.text]);
-    while log.numRows > 1001 {
-        log.deleteRow(1);
-    }
-}
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['Content-Type'] = 'application/json'
+    response['data'] = json.dumps({
+        'received': webServerDAT.fetch('in', 0), 'relayed': webServerDAT.fetch('out', 0),
+        'refused': webServerDAT.fetch('refused', 0),
+        'clients': len(webServerDAT.webSocketConnections),
+    })
+    return response
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    webServerDAT.store('in', webServerDAT.fetch('in', 0) + 1)
+    message = json.loads(data)
+    text = json.dumps({'type': 'chat', 'name': message['name'], 'text': message['text'],
+                       'from': client})
+    out = 0
+    refused = 0
+    for c in webServerDAT.webSocketConnections:
+        if webServerDAT.webSocketSendText(c, text):
+            out += 1
+        else:
+            refused += 1
+    webServerDAT.store('out', webServerDAT.fetch('out', 0) + out)
+    webServerDAT.store('refused', webServerDAT.fetch('refused', 0) + refused)
+    log = op('log')
+    log.appendRow([int(time.time() * 1000), client, message['name'], message['text']])
+    while log.numRows > 1001:
+        log.deleteRow(1)
 "###),
         (id: 3, name: "log", kind: Table, table: [("time", "client", "name", "text")]),
     ],

@@ -218,17 +218,17 @@ fn bare_tungstenite(rt: &tokio::runtime::Runtime) -> SocketAddr {
 }
 
 const PROJECT: &str = r####"(
+    version: 2,
     nodes: [
         (id: 1, name: "web", kind: WebServer, params: {"port": 0, "localaddress": "127.0.0.1", "pinginterval": 0}),
         (id: 2, name: "web_callbacks", kind: Text, text: r###"
-fn onHTTPRequest(dat, request, response) {
-    response.statusCode = 200;
-    response.data = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
-    response
-}
-fn onWebSocketReceiveText(dat, client, data) {
-    dat.webSocketSendText(client, data);
-}
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['data'] = '0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789'
+    return response
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    webServerDAT.webSocketSendText(client, data)
 "###),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],

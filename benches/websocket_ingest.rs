@@ -171,7 +171,7 @@ fn bare_client() -> f64 {
 fn project_text(port: u16, callback: bool) -> String {
     let callbacks = if callback {
         r#"(id: 2, name: "ws_callbacks", kind: Text,
-            text: "fn onReceiveText(dat, rowIndex, message) {\n}\n")"#
+            text: "def onReceiveText(dat, rowIndex, message):\n    return\n")"#
     } else {
         r#"(id: 2, name: "unused", kind: Text, text: "")"#
     };
@@ -182,6 +182,7 @@ fn project_text(port: u16, callback: bool) -> String {
     };
     format!(
         r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "ws", kind: WebSocket,
          params: {{"netaddress": "127.0.0.1", "port": {port}, "maxlines": {MAX_LINES}, "bytes": true}}),

@@ -32,38 +32,116 @@ const HEADERS: NodeId = NodeId(4);
 /// The DAT under test, its callbacks, a log table the callbacks write to, a headers table, and an
 /// Execute DAT that tries to send before any connection exists.
 const BASE: &str = r#"(
+    version: 2,
     nodes: [
         (id: 1, name: "ws", kind: WebSocket),
         (id: 2, name: "ws_callbacks", kind: Text),
         (id: 3, name: "log", kind: Table),
         (id: 4, name: "headers", kind: Table),
         (id: 5, name: "early", kind: Execute,
-         text: "fn onStart() { op(\"log\").appendRow([\"early\", op(\"ws\").sendText(\"too early\")]); }"),
+         text: "def onStart():\n    op('log').appendRow(['early', op('ws').sendText('too early')])\n"),
     ],
     wires: [(from: 2, to: 1, input: Callbacks)],
 )"#;
 
 /// Logs every callback into the `log` table; subscribes on every connect.
-const LOG_CALLBACKS: &str = r#"
-fn onConnect(dat) {
-    op("log").appendRow(["connect"]);
-    dat.sendText("subscribe");
-}
-fn onDisconnect(dat) { op("log").appendRow(["disconnect"]); }
-fn onReceiveText(dat, rowIndex, message) {
-    op("log").appendRow(["text", rowIndex, message, dat[rowIndex][0]]);
-    if message == "hello" {
-        op("log").appendRow(["sent", dat.sendText("héllo"), dat.sendBinary([1, 2, 255]), dat.sendPing("pp")]);
-    }
-}
-fn onReceiveBinary(dat, contents) { op("log").appendRow(["binary", contents.len(), contents]); }
-fn onReceivePing(dat, contents) {
-    op("log").appendRow(["ping", contents]);
-    dat.sendPong(contents);
-}
-fn onReceivePong(dat, contents) { op("log").appendRow(["pong", contents]); }
-fn onMonitorMessage(dat, message) { op("log").appendRow(["monitor", message]); }
-"#;
+const LOG_CALLBACKS: &str = r"
+def onConnect(dat):
+    op('log').appendRow(['connect'])
+    dat.sendText('subscribe')
+
+def onDisconnect(dat):
+    op('log').appendRow(['disconnect'])
+
+def onReceiveText(dat, rowIndex, message):
+    op('log').appendRow(['text', rowIndex, message, dat[rowIndex, 0].val])
+    if message == 'hello':
+        op('log').appendRow(['sent', dat.sendText('héllo'), dat.sendBinary(bytes([1, 2, 255])),
+                             dat.sendPing('pp')])
+
+def onReceiveBinary(dat, contents):
+    # bytes: its items are ints.
+    op('log').appendRow(['binary', len(contents), contents.decode(), contents[0],
+                         type(contents).__name__])
+
+def onReceivePing(dat, contents):
+    op('log').appendRow(['ping', contents.decode()])
+    dat.sendPong(contents)
+
+def onReceivePong(dat, contents):
+    op('log').appendRow(['pong', contents.decode()])
+
+def onMonitorMessage(dat, message):
+    op('log').appendRow(['monitor', message])
+";
+
+/// TouchDesigner's default WebSocket DAT callbacks, pasted as they are (tabs and all). The copy
+/// is deliberate: it is the text a TouchDesigner user brings, whatever our template becomes.
+const TD_DEFAULT_CALLBACKS: &str = r"# me - this DAT
+#
+# dat - the DAT that received a message
+# rowIndex - the row number the message was placed into
+# message - a unicode representation of the text
+#
+# Only text frame messages will be handled in this function.
+# datpatch: sendText/sendBinary/sendPing/sendPong return the bytes sent, -1 when not connected
+# and -2 when the outgoing queue is full; onConnect runs after every (re)connect.
+
+def onConnect(dat):
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+def onDisconnect(dat):
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+# rowIndex - the row number the message was placed into
+# message - a unicode representation of the text
+#
+# Only text frame messages will be handled in this function.
+
+def onReceiveText(dat, rowIndex, message):
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+# contents - a byte array of the message contents
+#
+# Only binary frame messages will be handled in this function.
+
+def onReceiveBinary(dat, contents):
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+# contents - a byte array of the message contents
+#
+# Only ping messages will be handled in this function.
+
+def onReceivePing(dat, contents):
+	dat.sendPong(contents) # send a reply with same message
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+# contents - a byte array of the message contents
+#
+# Only pong messages will be handled in this function.
+
+def onReceivePong(dat, contents):
+	return
+
+# me - this DAT
+# dat - the DAT that received a message
+# message - a unicode representation of the message
+#
+# Use this method to monitor the websocket status messages
+
+def onMonitorMessage(dat, message):
+	return
+";
 
 fn project(port: u16, pars: &[(&str, ParValue)], callbacks: &str) -> Project {
     let mut p = load_str(BASE, Path::new("websocket-test.ron")).unwrap_or_else(|e| panic!("{e}"));
@@ -319,6 +397,14 @@ impl Server {
             .count()
     }
 
+    /// Things seen so far (including any not yet collected) matching `pred`.
+    fn count(&mut self, pred: impl Fn(&Seen) -> bool) -> usize {
+        while let Ok(seen) = self.seen.try_recv() {
+            self.history.push(seen);
+        }
+        self.history.iter().filter(|s| pred(s)).count()
+    }
+
     fn wait_text(&mut self, text: &str) {
         self.wait_for(
             &format!("text {text:?}"),
@@ -333,6 +419,10 @@ impl Drop for Server {
             rt.shutdown_background();
         }
     }
+}
+
+fn is_pong(seen: &Seen, payload: &[u8]) -> bool {
+    matches!(seen, Seen::Msg(Message::Pong(b)) if b.as_ref() == payload)
 }
 
 async fn connection<S>(
@@ -451,9 +541,10 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
         logged(&runner, "text"),
         vec![vec!["text", "1", "hello", "hello"]]
     );
+    // The contents arrive as Python bytes: len(), decode(), and items that are ints.
     assert_eq!(
         logged(&runner, "binary"),
-        vec![vec!["binary", "4", "\0bin"]]
+        vec![vec!["binary", "4", "\0bin", "0", "bytes"]]
     );
     assert_eq!(logged(&runner, "ping")[0], vec!["ping", "p1"]);
     // sendText/sendBinary/sendPing return the bytes sent ("héllo" is 6 bytes in UTF-8).
@@ -461,7 +552,8 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
     // Before any connection, a send returns a negative number.
     assert_eq!(logged(&runner, "early"), vec![vec!["early", "-1"]]);
 
-    // The server got our messages, the automatic pong and the callback's pong.
+    // The server got our messages and one pong to its ping: the automatic one, with the
+    // callback's dat.sendPong(contents) recognised as answering that same ping.
     server.wait_text("héllo");
     server.wait_for(
         "binary",
@@ -480,6 +572,12 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
         logged(&runner, "pong").iter().any(|r| r[1] == "pp")
     });
     assert!(channel(&runner, "ping_rtt_ms") > 0.0);
+    assert_eq!(
+        server.count(|s| is_pong(s, b"p1")),
+        1,
+        "{:?}",
+        server.history
+    );
 
     // Only text frames are rows; the bytes column shows them in hex.
     assert_eq!(
@@ -491,7 +589,8 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
     );
     assert_eq!(channel(&runner, "messages_in"), 2.0);
     assert_eq!(channel(&runner, "bytes_in"), 9.0);
-    assert_eq!(channel(&runner, "messages_out"), 5.0); // subscribe, héllo, binary, ping, pong
+    // subscribe, héllo, binary, ping (the pong went out on its own, not as a script's send)
+    assert_eq!(channel(&runner, "messages_out"), 4.0);
     assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
     assert!(has_monitor(&runner, "connected to ws://127.0.0.1:"));
     assert!(console(&runner).contains("connected to ws://127.0.0.1:"));
@@ -499,6 +598,47 @@ fn text_binary_ping_and_pong_reach_callbacks_table_and_server() {
     // and its tasks, so there a close frame is best effort only).
     set(&runner, WS, "active", ParValue::Bool(false));
     server.wait_for("a clean close", |s| matches!(s, Seen::Gone(Some(1000))));
+}
+
+#[test]
+fn touchdesigners_default_callbacks_run_without_errors_and_answer_a_ping_once() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(project(server.port, &[], TD_DEFAULT_CALLBACKS), dir.path());
+    server.wait_for("open", |s| matches!(s, Seen::Open(_)));
+    wait_until("connected", LONG, || badge(&runner) == Badge::Connected);
+
+    // Every callback of the template gets something to do.
+    server.send(Message::text("one"));
+    server.send(Message::text("two"));
+    server.send(Message::Binary(Bytes::from_static(&[23, 0, 255])));
+    server.send(Message::Pong(Bytes::from_static(b"unasked")));
+    server.send(Message::Ping(Bytes::from_static(b"hb")));
+    server.send(Message::text("three"));
+    wait_until("the messages in the table", LONG, || {
+        fifo(&runner).len() == 4
+    });
+    assert_eq!(
+        fifo(&runner)[1..],
+        [["one"], ["two"], ["three"]],
+        "{}",
+        console(&runner)
+    );
+
+    // onReceivePing's dat.sendPong(contents) answers the ping the automatic pong answered: the
+    // server gets exactly one pong.
+    server.wait_for("the pong", |s| is_pong(s, b"hb"));
+    std::thread::sleep(Duration::from_millis(300));
+    let pongs = server.count(|s| matches!(s, Seen::Msg(Message::Pong(_))));
+    assert_eq!(pongs, 1, "{:?}", server.history);
+
+    // onDisconnect runs too, and nothing the template did was an error or a warning.
+    set(&runner, WS, "active", ParValue::Bool(false));
+    server.wait_for("a clean close", |s| matches!(s, Seen::Gone(Some(1000))));
+    wait_until("idle", LONG, || badge(&runner) == Badge::Idle);
+    assert_eq!(channel(&runner, "messages_in"), 4.0);
+    assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
+    assert_eq!(channel(&runner, "warnings"), 0.0, "{}", console(&runner));
 }
 
 #[test]
@@ -940,21 +1080,25 @@ fn keepalive_measures_round_trips_and_a_hung_server_is_dropped_and_reconnected()
 
 #[test]
 fn a_full_outgoing_queue_returns_minus_two_without_blocking_the_cook_thread() {
-    let callbacks = r#"
-fn onConnect(dat) { op("log").appendRow(["connect"]); }
-fn onReceiveText(dat, rowIndex, message) {
-    let big = "x";
-    for i in 0..16 { big += big; }
-    let sent = 0;
-    let full = 0;
-    for i in 0..1000 {
-        let r = dat.sendText(big);
-        if r == -2 { full += 1; } else if r == 65536 { sent += 1; }
-    }
-    op("log").appendRow(["burst", sent, full]);
-}
-fn onMonitorMessage(dat, message) { op("log").appendRow(["monitor", message]); }
-"#;
+    let callbacks = r"
+def onConnect(dat):
+    op('log').appendRow(['connect'])
+
+def onReceiveText(dat, rowIndex, message):
+    big = 'x' * 65536
+    sent = 0
+    full = 0
+    for i in range(1000):
+        r = dat.sendText(big)
+        if r == -2:
+            full += 1
+        elif r == 65536:
+            sent += 1
+    op('log').appendRow(['burst', sent, full])
+
+def onMonitorMessage(dat, message):
+    op('log').appendRow(['monitor', message])
+";
     let mut server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let runner = start(
@@ -992,7 +1136,7 @@ fn a_flood_of_a_million_messages_leaves_maxlines_rows() {
         project(
             server.port,
             &[("bytes", ParValue::Bool(true))],
-            "fn onConnect(dat) { op(\"log\").appendRow([\"connect\"]); }",
+            "def onConnect(dat):\n    op('log').appendRow(['connect'])\n",
         ),
         dir.path(),
     );
@@ -1125,4 +1269,49 @@ fn example_project_talks_to_its_web_server_dat_echo() {
             node.name
         );
     }
+}
+
+#[test]
+fn a_callback_sends_touchdesigner_style_binary_and_drives_clear_and_active() {
+    let callbacks = r"
+def onDisconnect(dat):
+    op('log').appendRow(['disconnect'])
+
+def onReceiveText(dat, rowIndex, message):
+    if message == 'binary':
+        op('log').appendRow(['sent', dat.sendBinary(23, 'TYPE', 255, b'\x01\x00')])
+    elif message == 'clear':
+        op('ws').par.clear.pulse()
+    elif message == 'off':
+        op('ws').par.active = False
+";
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(project(server.port, &[], callbacks), dir.path());
+    server.wait_for("open", |s| matches!(s, Seen::Open(_)));
+    wait_until("connected", LONG, || badge(&runner) == Badge::Connected);
+
+    // sendBinary(23, 'TYPE', 255, b'..'): any number of ints, strings and bytes, as in TouchDesigner.
+    server.send(Message::text("binary"));
+    server.wait_for(
+        "the binary message",
+        |s| matches!(s, Seen::Msg(Message::Binary(b)) if b.as_ref() == b"\x17TYPE\xff\x01\x00"),
+    );
+    wait_until("the send logged", LONG, || {
+        !logged(&runner, "sent").is_empty()
+    });
+    assert_eq!(logged(&runner, "sent"), vec![vec!["sent", "8"]]);
+
+    // op('ws').par.clear.pulse() empties the table down to its heading.
+    server.send(Message::text("clear"));
+    wait_until("cleared", LONG, || fifo(&runner).len() == 1);
+    assert_eq!(fifo(&runner), vec![vec!["message".to_string()]]);
+
+    // op('ws').par.active = False closes the connection with a close frame.
+    server.send(Message::text("off"));
+    server.wait_for("a clean close", |s| matches!(s, Seen::Gone(Some(1000))));
+    wait_until("idle", LONG, || badge(&runner) == Badge::Idle);
+    assert_eq!(logged(&runner, "disconnect").len(), 1);
+    assert_eq!(channel(&runner, "connected"), 0.0);
+    assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
 }

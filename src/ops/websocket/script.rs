@@ -24,7 +24,7 @@ pub const METHODS: &[ScriptMethod] = &[
             world,
             id,
             "sendText",
-            WsMessage::Text(args[0].to_text()),
+            WsMessage::Text(joined_text(&args[0])),
         ))
     }),
     ScriptMethod::method("sendBinary", &["contents"], 1, |world, id, args| {
@@ -52,6 +52,19 @@ pub const METHODS: &[ScriptMethod] = &[
         send_framed,
     ),
 ];
+
+/// The text of `sendText(*args)`: several arguments are joined without spaces, as in
+/// TouchDesigner (`sendText('a', 'b')` sends `ab`).
+fn joined_text(value: &Value) -> crate::net::SharedStr {
+    match value {
+        Value::List(items) => items
+            .iter()
+            .map(|item| item.to_text().to_string())
+            .collect::<String>()
+            .into(),
+        other => other.to_text(),
+    }
+}
 
 /// Bytes from bytes, a string, a byte-sized integer, or a list of those (TouchDesigner's
 /// `sendBinary(23, 'TYPE', 255, b'..')`, written as one list).
@@ -149,5 +162,7 @@ mod tests {
         assert_eq!(bytes_of(&list).unwrap().as_ref(), &[23, b'T', b'Y', 1, 0]);
         assert!(bytes_of(&Value::Int(256)).is_err());
         assert!(control_payload("sendPing", Some(&"x".repeat(126).into())).is_err());
+        let parts = Value::List(vec!["hé".into(), "llo".into(), Value::Int(1)]);
+        assert_eq!(joined_text(&parts).as_str(), "héllo1");
     }
 }
