@@ -10,14 +10,14 @@ use super::fifo_table::FifoTable;
 use super::info::CookInfo;
 use super::operator::{Badge, OpState, Registry};
 use super::value::Value;
-use crate::project::{NodeId, ParValue, Project, Table};
+use crate::project::{NodeId, NodeMap, ParValue, Project, Table};
 use crate::schema::{Input, OpKind, ParKind};
 
 /// The running project. The engine owns it; during a callback it is lent to the script host.
 #[derive(Debug)]
 pub struct World {
     pub project: Project,
-    pub nodes: HashMap<NodeId, NodeState>,
+    pub nodes: NodeMap<NodeState>,
     pub console: Console,
     /// Frames cooked since the engine started (TouchDesigner's absTime.frame).
     pub frame: u64,
@@ -34,7 +34,7 @@ impl Default for World {
     fn default() -> Self {
         Self {
             project: Project::default(),
-            nodes: HashMap::new(),
+            nodes: NodeMap::default(),
             console: Console::default(),
             frame: 0,
             started: Instant::now(),

@@ -23,6 +23,30 @@ pub const FORMAT_VERSION: u32 = 2;
 #[serde(transparent)]
 pub struct NodeId(pub u64);
 
+/// A map keyed by node id. Ids are small counters, not attacker-chosen, so a multiply hashes them
+/// (SipHash, std's default, showed in profiles of the per-message paths).
+pub type NodeMap<V> = std::collections::HashMap<NodeId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`NodeMap`]: Fibonacci hashing of the id.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}", self.0)

@@ -42,15 +42,17 @@ pub fn to_py<'py>(py: Python<'py>, interp: &Interp, value: Value) -> PyResult<Bo
 /// The Python handle of operator `id`: one per operator of the project, made on first use (and
 /// again if the id now names an operator of another kind).
 pub fn op_handle<'py>(py: Python<'py>, interp: &Interp, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
+    let state = context::host_state().map_err(PyRuntimeError::new_err)?;
+    // A node's kind never changes under its id: deleting it or changing its kind forgets the
+    // handle (ScriptHost::forget), so a kept handle is the right one.
+    if let Some(handle) = state.lock().handle(py, id) {
+        return Ok(handle.into_bound(py));
+    }
     let kind = with_world(|w, _| Ok(w.project.node(id).map(|n| n.kind)))
         .map_err(PyRuntimeError::new_err)?
         .ok_or_else(|| PyRuntimeError::new_err(format!("operator {id} no longer exists")))?;
-    let state = context::host_state().map_err(PyRuntimeError::new_err)?;
-    if let Some(handle) = state.lock().handle(py, id, kind) {
-        return Ok(handle.into_bound(py));
-    }
     let handle = interp.new_op.bind(py).call1((id.0, format!("{kind:?}")))?;
-    state.lock().keep_handle(id, kind, handle.clone().unbind());
+    state.lock().keep_handle(id, handle.clone().unbind());
     Ok(handle)
 }
 

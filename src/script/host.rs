@@ -2,7 +2,7 @@
 //! until then), callbacks called with TouchDesigner's arguments under a time limit, `run()`'s
 //! schedule, and each operator's `storage`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,8 +14,7 @@ use super::context::{self, with_world};
 use super::convert::{op_handle, to_py, to_value};
 use super::interpreter::{self, CallClock, Interp};
 use crate::engine::{ScriptError, ScriptHost, ScriptOutcome, Value, World};
-use crate::project::{NodeId, ScriptLimits};
-use crate::schema::OpKind;
+use crate::project::{NodeId, NodeMap, ScriptLimits};
 
 /// Scheduled runs waiting at once, at most: `run()` in a loop must not grow memory without end.
 const MAX_PENDING_RUNS: usize = 100_000;
@@ -23,23 +22,20 @@ const MAX_PENDING_RUNS: usize = 100_000;
 /// What one project's scripts keep between callbacks. Shared with the API during a call.
 #[derive(Default)]
 pub struct HostState {
-    modules: HashMap<NodeId, ModuleEntry>,
-    stores: HashMap<NodeId, Py<PyDict>>,
+    modules: NodeMap<ModuleEntry>,
+    stores: NodeMap<Py<PyDict>>,
     runs: VecDeque<PendingRun>,
-    /// Folders already put on `sys.path`.
-    paths: Vec<std::path::PathBuf>,
-    /// The Python handle of each operator scripts have seen, and the kind it was made for.
-    handles: HashMap<NodeId, (OpKind, Py<PyAny>)>,
+    /// The Python handle of each operator scripts have seen.
+    handles: NodeMap<Py<PyAny>>,
 }
 
 impl HostState {
-    pub fn handle(&self, py: Python<'_>, id: NodeId, kind: OpKind) -> Option<Py<PyAny>> {
-        let (made_for, handle) = self.handles.get(&id)?;
-        (*made_for == kind).then(|| handle.clone_ref(py))
+    pub fn handle(&self, py: Python<'_>, id: NodeId) -> Option<Py<PyAny>> {
+        self.handles.get(&id).map(|handle| handle.clone_ref(py))
     }
 
-    pub fn keep_handle(&mut self, id: NodeId, kind: OpKind, handle: Py<PyAny>) {
-        self.handles.insert(id, (kind, handle));
+    pub fn keep_handle(&mut self, id: NodeId, handle: Py<PyAny>) {
+        self.handles.insert(id, handle);
     }
 }
 
@@ -47,14 +43,17 @@ struct ModuleEntry {
     /// The text last compiled; compared with the current text before every call.
     source: String,
     module: Result<Py<PyModule>, ScriptError>,
-    /// Callbacks looked up so far: the function and how many arguments it takes.
-    callbacks: HashMap<String, Option<Arc<Callback>>>,
+    /// Callbacks looked up so far: the function and how many arguments it takes. A callbacks
+    /// DAT defines a handful, so a scan beats hashing the name on every call.
+    callbacks: Vec<(String, Option<Arc<Callback>>)>,
     /// A compile error or a bad signature was reported already.
     reported: bool,
 }
 
 struct Callback {
     function: Py<PyAny>,
+    /// The module's name, which its errors carry as their file name.
+    filename: String,
     /// Positional parameters it declares, and whether it takes `*args`.
     params: usize,
     required: usize,
@@ -71,6 +70,8 @@ struct PendingRun {
 
 pub struct PythonHost {
     state: Arc<Mutex<HostState>>,
+    /// The project folder last put on `sys.path` (checked before every callback).
+    sys_path_for: Option<std::path::PathBuf>,
     clock: Arc<CallClock>,
     time_limit_ms: u64,
 }
@@ -80,15 +81,16 @@ impl PythonHost {
         interpreter::start();
         Self {
             state: Arc::new(Mutex::new(HostState::default())),
+            sys_path_for: None,
             clock: CallClock::new(),
             time_limit_ms: limits.time_limit_ms,
         }
     }
 
-    /// Runs `f` with the GIL, the world lent, and the watchdog armed (unless a call is already
-    /// running on this thread: module code compiled inside a callback shares its clock).
+    /// Runs `f` with the GIL, the world lent, and the watchdog armed. (Module code compiled inside
+    /// a callback, by `mod.x`, runs under that callback's clock.)
     fn enter<R>(
-        &self,
+        &mut self,
         world: &mut Box<World>,
         owner: NodeId,
         f: impl for<'py> FnOnce(Python<'py>, &'static Interp) -> R,
@@ -99,7 +101,10 @@ impl PythonHost {
                 Ok(interp) => interp,
                 Err(error) => return failed(error),
             };
-            add_to_sys_path(py, &self.state, &world.base_dir);
+            if self.sys_path_for.as_ref() != Some(&world.base_dir) {
+                add_to_sys_path(py, &world.base_dir);
+                self.sys_path_for = Some(world.base_dir.clone());
+            }
             context::with_world_lent(world, owner, &self.state, || {
                 self.clock.arm(self.time_limit_ms);
                 let result = f(py, interp);
@@ -124,7 +129,7 @@ impl ScriptHost for PythonHost {
             world,
             owner,
             |py, interp| {
-                let (filename, callback) = match callback(py, interp, text_node, func) {
+                let callback = match callback(py, interp, text_node, func) {
                     Ok(found) => found,
                     Err(failure) => return failure,
                 };
@@ -144,7 +149,11 @@ impl ScriptHost for PythonHost {
                     match to_py(py, interp, value) {
                         Ok(arg) => py_args.push(arg),
                         Err(e) => {
-                            return failed(describe(py, interp, &e, &filename, None), false, true);
+                            return failed(
+                                describe(py, interp, &e, &callback.filename, None),
+                                false,
+                                true,
+                            );
                         }
                     }
                 }
@@ -155,7 +164,11 @@ impl ScriptHost for PythonHost {
                     Ok(value) => ScriptOutcome::Done(value),
                     Err(e) => {
                         let fired = self_fired(&e, py, interp).then_some(limit_ms);
-                        failed(describe(py, interp, &e, &filename, fired), false, true)
+                        failed(
+                            describe(py, interp, &e, &callback.filename, fired),
+                            false,
+                            true,
+                        )
                     }
                 }
             },
@@ -212,6 +225,7 @@ impl ScriptHost for PythonHost {
             due
         };
         let mut errors = Vec::new();
+        let limit_ms = self.time_limit_ms;
         for run in due {
             let owner = run.owner;
             let result = self.enter(
@@ -223,7 +237,7 @@ impl ScriptHost for PythonHost {
                         .call1(run.args.bind(py).clone())
                         .map(|_| ())
                         .map_err(|e| {
-                            let fired = self_fired(&e, py, interp).then_some(self.time_limit_ms);
+                            let fired = self_fired(&e, py, interp).then_some(limit_ms);
                             describe(py, interp, &e, "", fired)
                         })
                 },
@@ -300,7 +314,7 @@ enum Lookup {
 /// What the lent world and the host state say of a Text DAT's module, read under one lock.
 enum Cached<'py> {
     /// Compiled from the current text (with the callback asked for, when it was looked up).
-    Module(Bound<'py, PyModule>, String, Lookup),
+    Module(Bound<'py, PyModule>, Lookup),
     Failed(ScriptError, bool),
     /// The text changed (or was never compiled): (name, text).
     Stale(String, String),
@@ -327,9 +341,8 @@ fn cached<'py>(
             Some(entry) if entry.source == text => match &entry.module {
                 Ok(module) => Cached::Module(
                     module.bind(py).clone(),
-                    node.name.clone(),
-                    match func.and_then(|f| entry.callbacks.get(f)) {
-                        Some(found) => Lookup::Found(found.clone()),
+                    match func.and_then(|f| entry.callbacks.iter().find(|(name, _)| name == f)) {
+                        Some((_, found)) => Lookup::Found(found.clone()),
                         None => Lookup::NotYet,
                     },
                 ),
@@ -343,17 +356,16 @@ fn cached<'py>(
 }
 
 /// The text of `text_node`'s module as a compiled, run module (compiling it when its text
-/// changed), and its name (the file name its errors carry). The error says whether it was
-/// reported before.
+/// changed). The error says whether it was reported before.
 pub fn module<'py>(
     py: Python<'py>,
     interp: &Interp,
     text_node: NodeId,
-) -> Result<(Bound<'py, PyModule>, String), (ScriptError, bool)> {
-    module_and_callback(py, interp, text_node, None).map(|(m, name, _)| (m, name))
+) -> Result<Bound<'py, PyModule>, (ScriptError, bool)> {
+    module_and_callback(py, interp, text_node, None).map(|(m, _)| m)
 }
 
-type Found<'py> = (Bound<'py, PyModule>, String, Option<Arc<Callback>>);
+type Found<'py> = (Bound<'py, PyModule>, Option<Arc<Callback>>);
 
 fn module_and_callback<'py>(
     py: Python<'py>,
@@ -371,8 +383,8 @@ fn module_and_callback<'py>(
         )
     };
     let state = context::host_state().map_err(fail)?;
-    let (module, name, callback) = match cached(py, &state, text_node, func).map_err(fail)? {
-        Cached::Module(module, name, callback) => (module, name, callback),
+    let (module, callback) = match cached(py, &state, text_node, func).map_err(fail)? {
+        Cached::Module(module, callback) => (module, callback),
         Cached::Failed(error, reported) => return Err((error, reported)),
         Cached::Stale(name, source) => {
             // Compile and run it with the state unlocked: its module code may use other modules.
@@ -386,12 +398,12 @@ fn module_and_callback<'py>(
                     .as_ref()
                     .map(|m| m.clone().unbind())
                     .map_err(Clone::clone),
-                callbacks: HashMap::new(),
+                callbacks: Vec::new(),
                 reported: result.is_err(),
             };
             state.lock().modules.insert(text_node, entry);
             let module = result.map_err(|e| (e, false))?;
-            (module, name, Lookup::NotYet)
+            (module, Lookup::NotYet)
         }
     };
     let callback = match (func, callback) {
@@ -400,23 +412,23 @@ fn module_and_callback<'py>(
         (Some(func), Lookup::NotYet) => {
             let found = look_up(&module, func);
             if let Some(entry) = state.lock().modules.get_mut(&text_node) {
-                entry.callbacks.insert(func.to_string(), found.clone());
+                entry.callbacks.push((func.to_string(), found.clone()));
             }
             found
         }
     };
-    Ok((module, name, callback))
+    Ok((module, callback))
 }
 
-/// The callback `func` of `text_node`'s module, if it defines one; the file name its errors carry.
+/// The callback `func` of `text_node`'s module, if it defines one.
 fn callback(
     py: Python<'_>,
     interp: &Interp,
     text_node: NodeId,
     func: &str,
-) -> Result<(String, Option<Arc<Callback>>), ScriptOutcome> {
+) -> Result<Option<Arc<Callback>>, ScriptOutcome> {
     module_and_callback(py, interp, text_node, Some(func))
-        .map(|(_, name, callback)| (name, callback))
+        .map(|(_, callback)| callback)
         .map_err(|(error, reported)| failed(error, true, !reported))
 }
 
@@ -443,6 +455,7 @@ fn look_up(module: &Bound<'_, PyModule>, func: &str) -> Option<Arc<Callback>> {
     // A callable without a code object (a class, a builtin) takes what it is given.
     let (params, required, varargs) = signature().unwrap_or((usize::MAX, 0, true));
     Some(Arc::new(Callback {
+        filename: module.name().map(|n| n.to_string()).unwrap_or_default(),
         function: function.unbind(),
         params,
         required,
@@ -474,11 +487,8 @@ pub fn describe(
     ScriptError { message, line }
 }
 
-fn add_to_sys_path(py: Python<'_>, state: &Arc<Mutex<HostState>>, folder: &std::path::Path) {
-    if state.lock().paths.iter().any(|p| p == folder) {
-        return;
-    }
-    let seen = folder.to_path_buf();
+/// Puts the project's folder on `sys.path`, so scripts import modules kept beside the project.
+fn add_to_sys_path(py: Python<'_>, folder: &std::path::Path) {
     let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
     let added = py.import("sys").and_then(|sys| {
         let path = sys.getattr("path")?;
@@ -488,8 +498,8 @@ fn add_to_sys_path(py: Python<'_>, state: &Arc<Mutex<HostState>>, folder: &std::
         }
         Ok(())
     });
-    if added.is_ok() {
-        state.lock().paths.push(seen);
+    if let Err(e) = added {
+        log::warn!("could not put {} on sys.path: {e}", folder.display());
     }
 }
 

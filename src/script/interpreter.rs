@@ -114,6 +114,7 @@ pub struct CallClock {
 
 const REPEAT: Duration = Duration::from_millis(200);
 const TICK: Duration = Duration::from_millis(10);
+const TICK_MS: u64 = 10;
 
 impl CallClock {
     pub fn new() -> Arc<CallClock> {
@@ -127,8 +128,10 @@ impl CallClock {
         // SAFETY: called with the GIL held, on the thread that runs the callback.
         let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
         self.thread.store(thread as i64, Ordering::Relaxed);
+        let now = TICKED_MS.load(Ordering::Relaxed);
+        // A tick may be one late: the limit counts from the tick before the call at the earliest.
         self.deadline_ms
-            .store(now_ms() + limit_ms.max(1), Ordering::Release);
+            .store(now + limit_ms.max(1) + TICK_MS, Ordering::Release);
     }
 
     pub fn disarm(&self) {
@@ -147,7 +150,12 @@ fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
 
+/// [`now_ms`] as of the watchdog's last tick: arming a clock reads this instead of the system
+/// clock (one call per callback), and the deadline is only as fine as the tick anyway.
+static TICKED_MS: AtomicU64 = AtomicU64::new(0);
+
 fn start_watchdog() {
+    TICKED_MS.store(now_ms(), Ordering::Relaxed);
     // One thread for the process, owned here: it only reads the clocks and raises exceptions.
     #[allow(clippy::disallowed_methods)]
     let started = std::thread::Builder::new()
@@ -156,6 +164,7 @@ fn start_watchdog() {
             loop {
                 std::thread::sleep(TICK);
                 let now = now_ms();
+                TICKED_MS.store(now, Ordering::Relaxed);
                 let mut due = Vec::new();
                 WATCHED.lock().retain(|weak| match weak.upgrade() {
                     Some(clock) => {

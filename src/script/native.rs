@@ -166,14 +166,12 @@ fn kind_info(kind: &str) -> PyResult<KindInfo> {
 #[pyfunction]
 fn module_of(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyModule>> {
     let interp = interpreter::get(py).map_err(|e| err(e.message))?;
-    host::module(py, interp, NodeId(id))
-        .map(|(module, _)| module)
-        .map_err(|(e, _)| {
-            pyo3::exceptions::PyImportError::new_err(match e.line {
-                Some(line) => format!("{} (line {line})", e.message),
-                None => e.message,
-            })
+    host::module(py, interp, NodeId(id)).map_err(|(e, _)| {
+        pyo3::exceptions::PyImportError::new_err(match e.line {
+            Some(line) => format!("{} (line {line})", e.message),
+            None => e.message,
         })
+    })
 }
 
 #[pyfunction]
@@ -228,40 +226,50 @@ fn dat_find(
     row: Bound<'_, PyAny>,
     col: Bound<'_, PyAny>,
 ) -> PyResult<(Option<usize>, Option<usize>)> {
-    // Read what is needed, then resolve with Python objects outside the world's borrow.
-    let (r_int, r_name) = key_parts(&row)?;
-    let (c_int, c_name) = key_parts(&col)?;
+    // Read the keys first: Python objects are not touched while the world is borrowed.
+    let (row, col) = (key(&row)?, key(&col)?);
     with_op(id, |w, id| {
         let d = dat(w, id)?;
-        let find = |int: Option<i64>, name: &Option<String>, is_row: bool| {
-            let count = if is_row { d.num_rows() } else { d.num_cols() };
-            match (int, name) {
-                (Some(i), _) => usize::try_from(i).ok().filter(|&i| i < count),
-                (None, Some(n)) => {
-                    if is_row {
-                        d.row_named(n)
-                    } else {
-                        d.col_named(n)
-                    }
-                }
-                (None, None) => None,
-            }
-        };
-        Ok((find(r_int, &r_name, true), find(c_int, &c_name, false)))
+        Ok((locate(&d, &row, true), locate(&d, &col, false)))
     })
 }
 
-fn key_parts(key: &Bound<'_, PyAny>) -> PyResult<(Option<i64>, Option<String>)> {
+/// A row or column as scripts name it: by index, or by name (column 0 names rows, row 0 columns).
+#[derive(Debug, Clone)]
+enum Key {
+    Index(i64),
+    Name(String),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Index(i) => write!(f, "{i}"),
+            Key::Name(name) => write!(f, "named {name:?}"),
+        }
+    }
+}
+
+fn locate(d: &DatRef, key: &Key, is_row: bool) -> Option<usize> {
+    match (key, is_row) {
+        (Key::Index(i), true) => usize::try_from(*i).ok().filter(|&i| i < d.num_rows()),
+        (Key::Index(i), false) => usize::try_from(*i).ok().filter(|&i| i < d.num_cols()),
+        (Key::Name(name), true) => d.row_named(name),
+        (Key::Name(name), false) => d.col_named(name),
+    }
+}
+
+fn key(key: &Bound<'_, PyAny>) -> PyResult<Key> {
     if key.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err(
             "a row or column is a number or a name, not a bool",
         ));
     }
     if let Ok(i) = key.extract::<i64>() {
-        return Ok((Some(i), None));
+        return Ok(Key::Index(i));
     }
     if let Ok(name) = key.extract::<String>() {
-        return Ok((None, Some(name)));
+        return Ok(Key::Name(name));
     }
     Err(PyTypeError::new_err(format!(
         "a row or column is a number or a name, not {}",
@@ -303,39 +311,21 @@ fn dat_edit(
     at: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Option<usize>> {
     let at = match &at {
-        Some(key) if !key.is_none() => Some(key_parts(key)?),
+        Some(at) if !at.is_none() => Some(key(at)?),
         _ => None,
     };
     with_op(id, |w, id| {
         // Where `at` points, as a row and as a column, found before the table is borrowed.
         let (row_at, col_at) = {
             let d = dat(w, id)?;
-            let locate = |is_row: bool| -> Result<Option<usize>, String> {
-                let Some((int, name)) = &at else {
-                    return Ok(None);
-                };
-                let count = if is_row { d.num_rows() } else { d.num_cols() };
-                let found = match (int, name) {
-                    (Some(i), _) => usize::try_from(*i).ok().filter(|&i| i < count),
-                    (None, Some(n)) => {
-                        if is_row {
-                            d.row_named(n)
-                        } else {
-                            d.col_named(n)
-                        }
-                    }
-                    (None, None) => None,
-                };
-                found.map(Some).ok_or_else(|| {
-                    format!(
-                        "{method}: \"{}\" has no {} {}",
-                        w.node_name(id),
-                        if is_row { "row" } else { "column" },
-                        describe_key(at.as_ref())
-                    )
+            let find = |is_row: bool| -> Result<Option<usize>, String> {
+                let Some(at) = &at else { return Ok(None) };
+                locate(&d, at, is_row).map(Some).ok_or_else(|| {
+                    let what = if is_row { "row" } else { "column" };
+                    format!("{method}: \"{}\" has no {what} {at}", w.node_name(id))
                 })
             };
-            (locate(true), locate(false))
+            (find(true), find(false))
         };
         let find = |is_row: bool| {
             if is_row {
@@ -454,14 +444,6 @@ fn dat_edit(
         };
         edit()
     })
-}
-
-fn describe_key(at: Option<&(Option<i64>, Option<String>)>) -> String {
-    match at {
-        Some((Some(i), _)) => i.to_string(),
-        Some((None, Some(name))) => format!("named {name:?}"),
-        _ => String::new(),
-    }
 }
 
 fn w_table(w: &mut World, id: NodeId) -> Result<&mut Table, String> {

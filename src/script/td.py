@@ -317,7 +317,71 @@ class Channel:
         return f"{self.owner!r}[{self.name!r}]"
 
 
-class Cell:
+class _Number:
+    """What a Cell and a Par share: they convert themselves for arithmetic and comparison, as
+    TouchDesigner's do (numbers when their value reads as one; `+` with a str concatenates)."""
+
+    __slots__ = ()
+
+    def _num(self):
+        value = self.val
+        if not isinstance(value, str):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            return float(value)
+
+    def __int__(self):
+        return int(self._num())
+
+    def __float__(self):
+        return float(self._num())
+
+    def __lt__(self, other):
+        return _cmp(self, other) < 0
+
+    def __le__(self, other):
+        return _cmp(self, other) <= 0
+
+    def __gt__(self, other):
+        return _cmp(self, other) > 0
+
+    def __ge__(self, other):
+        return _cmp(self, other) >= 0
+
+    def __add__(self, other):
+        if isinstance(other, str):
+            return str(self.val) + other
+        return self._num() + _numeric(other)
+
+    def __radd__(self, other):
+        if isinstance(other, str):
+            return other + str(self.val)
+        return _numeric(other) + self._num()
+
+    def __sub__(self, other):
+        return self._num() - _numeric(other)
+
+    def __rsub__(self, other):
+        return _numeric(other) - self._num()
+
+    def __mul__(self, other):
+        return self._num() * _numeric(other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._num() / _numeric(other)
+
+    def __rtruediv__(self, other):
+        return _numeric(other) / self._num()
+
+    def __neg__(self):
+        return -self._num()
+
+
+class Cell(_Number):
     """One cell of a DAT (`dat[r, c]`): `.val`, `.row`, `.col`, `.owner`; it converts itself for
     arithmetic and string use, as TouchDesigner's does."""
 
@@ -344,24 +408,11 @@ class Cell:
     def offset(self, r, c):
         return self.owner.cell(self.row + r, self.col + c)
 
-    def _num(self):
-        text = self.val
-        try:
-            return int(text)
-        except ValueError:
-            return float(text)
-
     def __str__(self):
         return self.val
 
     def __repr__(self):
         return f"type:Cell cell:({self.row}, {self.col}) owner:{self.owner!r} value:{self.val}"
-
-    def __int__(self):
-        return int(self._num())
-
-    def __float__(self):
-        return float(self._num())
 
     def __bool__(self):
         return bool(self.val)
@@ -377,58 +428,13 @@ class Cell:
                 return False
         return self.val == str(other)
 
-    def __lt__(self, other):
-        return _cmp(self, other) < 0
-
-    def __le__(self, other):
-        return _cmp(self, other) <= 0
-
-    def __gt__(self, other):
-        return _cmp(self, other) > 0
-
-    def __ge__(self, other):
-        return _cmp(self, other) >= 0
-
-    def __add__(self, other):
-        if isinstance(other, str):
-            return self.val + other
-        return self._num() + _numeric(other)
-
-    def __radd__(self, other):
-        if isinstance(other, str):
-            return other + self.val
-        return _numeric(other) + self._num()
-
-    def __sub__(self, other):
-        return self._num() - _numeric(other)
-
-    def __rsub__(self, other):
-        return _numeric(other) - self._num()
-
-    def __mul__(self, other):
-        return self._num() * _numeric(other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self._num() / _numeric(other)
-
-    def __rtruediv__(self, other):
-        return _numeric(other) / self._num()
-
-    def __neg__(self):
-        return -self._num()
-
 
 def _numeric(value):
-    if isinstance(value, (Cell, Par)):
-        return value._num()
-    return value
+    return value._num() if isinstance(value, _Number) else value
 
 
 def _cmp(a, b):
-    a = a._num() if isinstance(a, (Cell, Par)) else a
-    b = b._num() if isinstance(b, (Cell, Par)) else b
+    a, b = _numeric(a), _numeric(b)
     return (a > b) - (a < b)
 
 
@@ -445,7 +451,7 @@ def _cells(vals):
     return [_str(v) for v in vals]
 
 
-class Par:
+class Par(_Number):
     """A parameter (`op('x').par.port`): `.val`, `.eval()`, `.pulse()`, `.name`, `.label`,
     `.default`, `.menuNames`, `.menuLabels`; compares and converts as its value."""
 
@@ -493,26 +499,11 @@ class Par:
     def isPulse(self):
         return _n.par_info(self.owner.id, self.name)[5] == "pulse"
 
-    def _num(self):
-        value = self.val
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                return float(value)
-        return value
-
     def __str__(self):
         return str(self.val)
 
     def __repr__(self):
         return f"type:Par name:{self.name} owner:{self.owner!r} value:{self.val!r}"
-
-    def __int__(self):
-        return int(self._num())
-
-    def __float__(self):
-        return float(self._num())
 
     def __bool__(self):
         return bool(self.val)
@@ -524,36 +515,6 @@ class Par:
 
     def __hash__(self):
         return hash((self.owner.id, self.name))
-
-    def __lt__(self, other):
-        return _cmp(self, other) < 0
-
-    def __le__(self, other):
-        return _cmp(self, other) <= 0
-
-    def __gt__(self, other):
-        return _cmp(self, other) > 0
-
-    def __ge__(self, other):
-        return _cmp(self, other) >= 0
-
-    def __add__(self, other):
-        if isinstance(other, str):
-            return str(self.val) + other
-        return self._num() + _numeric(other)
-
-    def __radd__(self, other):
-        if isinstance(other, str):
-            return other + str(self.val)
-        return _numeric(other) + self._num()
-
-    def __sub__(self, other):
-        return self._num() - _numeric(other)
-
-    def __mul__(self, other):
-        return self._num() * _numeric(other)
-
-    __rmul__ = __mul__
 
 
 def _parval(value):
