@@ -101,7 +101,9 @@ impl PythonHost {
                 Ok(interp) => interp,
                 Err(error) => return failed(error),
             };
-            if self.sys_path_for.as_ref() != Some(&world.base_dir) {
+            // Compared as bytes: `Path`'s own equality walks components.
+            if self.sys_path_for.as_ref().map(|p| p.as_os_str()) != Some(world.base_dir.as_os_str())
+            {
                 add_to_sys_path(py, &world.base_dir);
                 self.sys_path_for = Some(world.base_dir.clone());
             }
