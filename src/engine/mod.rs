@@ -63,8 +63,8 @@ pub struct EngineParts {
     pub new_scripts: NewScriptHost,
 }
 
-/// Makes a script host (`script/`'s) for a project's script settings and operators.
-pub type NewScriptHost = fn(&crate::project::ScriptLimits, Registry) -> Box<dyn ScriptHost>;
+/// Makes a script host (`script/`'s) for a project's script settings.
+pub type NewScriptHost = fn(&crate::project::ScriptLimits) -> Box<dyn ScriptHost>;
 
 pub struct Engine {
     /// Boxed so that lending it to a script callback moves a pointer, not the whole world.
@@ -84,7 +84,7 @@ impl Engine {
         parts: EngineParts,
     ) -> (Engine, EventReceiver) {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
-        let scripts = (parts.new_scripts)(&project.settings.script, parts.operators);
+        let scripts = (parts.new_scripts)(&project.settings.script);
         let mut world = Box::new(World {
             project,
             operators: parts.operators,
@@ -162,7 +162,7 @@ impl Engine {
         let was_started = self.started;
         self.shutdown();
         let console = std::mem::take(&mut self.world.console);
-        self.scripts = (self.new_scripts)(&project.settings.script, self.world.operators);
+        self.scripts = (self.new_scripts)(&project.settings.script);
         *self.world = World {
             project,
             console,

@@ -119,8 +119,8 @@ impl ScriptMethod {
     }
 }
 
-/// Maps each kind to its operator. Built by `ops::registry()`; the engine and the script host
-/// hold a copy.
+/// Maps each kind to its operator. Built by `ops::registry()` and kept in the `World`, where the
+/// engine and the script API (through the lent world) find it.
 #[derive(Clone, Copy)]
 pub struct Registry {
     operator: fn(OpKind) -> &'static dyn Operator,
@@ -141,13 +141,6 @@ impl Registry {
             .script_methods()
             .iter()
             .find(|m| m.name == name)
-    }
-
-    /// Every script method of every kind (the script host registers them by name).
-    pub fn all_script_methods(&self) -> impl Iterator<Item = &'static ScriptMethod> + '_ {
-        OpKind::ALL
-            .iter()
-            .flat_map(|&kind| self.get(kind).script_methods().iter())
     }
 }
 

@@ -40,13 +40,6 @@ impl Value {
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// A dict entry by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {

@@ -1,6 +1,5 @@
 //! What scripts and the GUI see of a running project: the document plus per-node runtime state.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use std::any::Any;
@@ -9,7 +8,6 @@ use super::console::{Console, Level};
 use super::fifo_table::FifoTable;
 use super::info::CookInfo;
 use super::operator::{Badge, OpState, Registry};
-use super::value::Value;
 use crate::project::{NodeId, NodeMap, ParValue, Project, Table};
 use crate::schema::{Input, OpKind, ParKind};
 
@@ -69,8 +67,6 @@ pub struct NodeState {
     pub script_error: Option<NodeError>,
     /// On a script DAT: the content revision last compiled (None: not yet).
     pub compiled_rev: Option<u64>,
-    /// Values kept between callbacks by `store`/`fetch`.
-    pub store: HashMap<String, Value>,
     /// Increases when the node's table or text changes.
     pub content_rev: u64,
     /// Parameters changed since the runtime last reconciled.

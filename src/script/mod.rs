@@ -9,10 +9,11 @@ mod native;
 
 pub use host::PythonHost;
 
-use crate::engine::{Registry, ScriptHost};
+use crate::engine::ScriptHost;
 use crate::project::ScriptLimits;
 
-/// The script host the engine runs callbacks with (`EngineParts::new_scripts`).
-pub fn new_host(limits: &ScriptLimits, _operators: Registry) -> Box<dyn ScriptHost> {
+/// The script host the engine runs callbacks with (`EngineParts::new_scripts`). Operators' own
+/// methods are found through the lent world's registry, so the host needs nothing else.
+pub fn new_host(limits: &ScriptLimits) -> Box<dyn ScriptHost> {
     Box::new(PythonHost::new(limits))
 }
