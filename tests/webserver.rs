@@ -424,6 +424,81 @@ fn broadcast_reaches_50_clients_through_websocket_connections() {
     });
 }
 
+/// What a WebSocket client receives within a short wait (nothing is also an answer).
+async fn received_soon(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<Message> {
+    match tokio::time::timeout(Duration::from_millis(400), ws.next()).await {
+        Ok(Some(Ok(message))) => Some(message),
+        _ => None,
+    }
+}
+
+/// One message to many clients in one call: to every client but the sender, and to a list.
+#[test]
+fn broadcast_with_exclude_and_a_list_of_clients_reach_exactly_those_clients() {
+    let callbacks = r"
+def onWebSocketReceiveText(webServerDAT, client, data):
+    kind, _, text = data.partition(':')
+    if kind == 'all':
+        n = webServerDAT.webSocketBroadcastText(text, exclude=client)
+    elif kind == 'list':
+        others = sorted(c for c in webServerDAT.webSocketConnections if c != client)
+        n = webServerDAT.webSocketSendText(others[:2], text)
+    elif kind == 'bin':
+        n = webServerDAT.webSocketBroadcastBinary(text.encode(), [client])
+    op('events').appendRow([kind, n])
+";
+    let server = Server::start_with("", callbacks);
+    let rt = rt();
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+                .await
+                .unwrap();
+            clients.push(ws);
+        }
+        assert!(wait_until(Duration::from_secs(10), || server
+            .channel("websocket_connections")
+            == 4.0));
+        clients[0].send(Message::text("all:hello")).await.unwrap();
+        assert_eq!(
+            received_soon(&mut clients[0]).await,
+            None,
+            "the sender is excluded"
+        );
+        for ws in &mut clients[1..] {
+            assert_eq!(received_soon(ws).await, Some(Message::text("hello")));
+        }
+        clients[0].send(Message::text("list:two")).await.unwrap();
+        let mut got = Vec::new();
+        for ws in &mut clients {
+            got.push(received_soon(ws).await);
+        }
+        let delivered = got.iter().filter(|m| m.is_some()).count();
+        assert_eq!(delivered, 2, "{got:?}");
+        assert_eq!(got[0], None, "the list did not hold the sender");
+        clients[3].send(Message::text("bin:b")).await.unwrap();
+        assert_eq!(received_soon(&mut clients[3]).await, None);
+        for ws in &mut clients[..3] {
+            assert_eq!(
+                received_soon(ws).await,
+                Some(Message::binary(b"b".to_vec()))
+            );
+        }
+    });
+    assert!(wait_until(Duration::from_secs(5), || server.events().len() == 3));
+    assert_eq!(
+        server.events(),
+        [["all", "3"], ["list", "2"], ["bin", "3"]],
+        "{}",
+        server.console()
+    );
+}
+
 struct TestCert {
     dir: tempfile::TempDir,
     cert_pem: String,

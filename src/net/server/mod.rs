@@ -209,6 +209,15 @@ impl std::fmt::Debug for ServerHandle {
     }
 }
 
+/// What a [`ServerHandle::broadcast`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Broadcast {
+    /// Clients the message was queued for.
+    pub sent: usize,
+    /// Clients whose queue was full: they are being closed with 1008.
+    pub too_slow: Vec<String>,
+}
+
 /// Why a message could not be queued for a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
@@ -283,6 +292,50 @@ impl ServerHandle {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::NoSuchClient),
         }
+    }
+
+    /// Queues `message` for several clients under one look at the registry: every client, or
+    /// those in `to`, less those in `exclude`. The message's bytes are shared by every queue
+    /// (a `Bytes` clone each), not copied per client.
+    pub fn broadcast(
+        &self,
+        message: &WsMessage,
+        to: Option<&[String]>,
+        exclude: &[String],
+    ) -> Broadcast {
+        let clients = self.shared.clients.lock();
+        let mut report = Broadcast::default();
+        let mut queue = |address: &str, entry: &ClientEntry| {
+            if exclude.iter().any(|e| e == address) {
+                return;
+            }
+            match entry
+                .commands
+                .try_send(ClientCommand::Send(message.clone()))
+            {
+                Ok(()) => report.sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    entry.too_slow.notify_one();
+                    report.too_slow.push(address.to_string());
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        };
+        match to {
+            Some(list) => {
+                for address in list {
+                    if let Some(entry) = clients.get(address.as_str()) {
+                        queue(address, entry);
+                    }
+                }
+            }
+            None => {
+                for (address, entry) in clients.iter() {
+                    queue(address, entry);
+                }
+            }
+        }
+        report
     }
 
     /// Closes `client` with `code` and `reason` (the close handshake runs in its task).

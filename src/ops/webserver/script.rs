@@ -1,5 +1,6 @@
 //! The Web Server DAT's script methods: `webSocketConnections`, `webSocketSendText`, ...,
-//! `authenticateBasic` (TouchDesigner's), and `webSocketSendFramed` (ours, NanoLLM).
+//! `authenticateBasic` (TouchDesigner's); ours: `webSocketBroadcastText/Binary`, a list of
+//! clients to `webSocketSendText/Binary`, and `webSocketSendFramed` (NanoLLM).
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -26,12 +27,13 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         2,
         |world, id, args| {
-            Ok(send(
-                world,
-                id,
-                &args[0],
-                WsMessage::Text(args[1].to_text()),
-            ))
+            let message = WsMessage::Text(args[1].to_text());
+            Ok(match &args[0] {
+                Value::List(clients) => {
+                    send_to_many(world, id, Some(clients), &Value::None, message)
+                }
+                client => send(world, id, client, message),
+            })
         },
     ),
     ScriptMethod::method(
@@ -39,12 +41,33 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         2,
         |world, id, args| {
-            Ok(send(
-                world,
-                id,
-                &args[0],
-                WsMessage::Binary(args[1].to_bytes()),
-            ))
+            let message = WsMessage::Binary(args[1].to_bytes());
+            Ok(match &args[0] {
+                Value::List(clients) => {
+                    send_to_many(world, id, Some(clients), &Value::None, message)
+                }
+                client => send(world, id, client, message),
+            })
+        },
+    ),
+    ScriptMethod::method(
+        "webSocketBroadcastText",
+        &["data", "exclude"],
+        1,
+        |world, id, args| {
+            let message = WsMessage::Text(args[0].to_text());
+            let exclude = args.get(1).unwrap_or(&Value::None);
+            Ok(send_to_many(world, id, None, exclude, message))
+        },
+    ),
+    ScriptMethod::method(
+        "webSocketBroadcastBinary",
+        &["data", "exclude"],
+        1,
+        |world, id, args| {
+            let message = WsMessage::Binary(args[0].to_bytes());
+            let exclude = args.get(1).unwrap_or(&Value::None);
+            Ok(send_to_many(world, id, None, exclude, message))
         },
     ),
     ScriptMethod::method(
@@ -117,6 +140,40 @@ fn send(world: &mut World, id: NodeId, client: &Value, message: WsMessage) -> Va
             Value::Bool(false)
         }
     }
+}
+
+/// Sends one message to `clients` (every client when `None`) except `exclude` (a client or a
+/// list), in one pass over the client registry with the bytes shared; returns how many clients
+/// it was queued for.
+fn send_to_many(
+    world: &mut World,
+    id: NodeId,
+    clients: Option<&[Value]>,
+    exclude: &Value,
+    message: WsMessage,
+) -> Value {
+    let names = |values: &[Value]| values.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let to = clients.map(names);
+    let exclude = match exclude {
+        Value::None => Vec::new(),
+        Value::List(list) => names(list),
+        one => vec![one.to_string()],
+    };
+    let len = message.len() as u64;
+    let rt = world.runtime_mut::<Runtime>(id);
+    let Some(server) = rt.server.as_ref() else {
+        return Value::Int(0);
+    };
+    let report = server.broadcast(&message, to.as_deref(), &exclude);
+    rt.messages_out += report.sent as u64;
+    rt.bytes_out += len * report.sent as u64;
+    for client in report.too_slow {
+        world.report_warning(
+            id,
+            format!("{client} could not keep up (queue full); closing it with 1008"),
+        );
+    }
+    Value::Int(report.sent as i64)
 }
 
 /// `webSocketSendFramed(client, type, payload, metadata)`: msg_ids count up per client.
