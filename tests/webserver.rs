@@ -424,6 +424,83 @@ fn broadcast_reaches_50_clients_through_websocket_connections() {
     });
 }
 
+/// The server owns framing: a callback's Content-Length / Transfer-Encoding / Connection are
+/// replaced (said once), a reason follows a changed status, 1xx is no answer, and a malformed
+/// Sec-WebSocket-Key is a bad request.
+#[test]
+fn framing_headers_reason_phrases_and_bad_keys_are_the_servers() {
+    let callbacks = r"
+def onHTTPRequest(webServerDAT, request, response):
+    if request['uri'] == '/status-only':
+        response['statusCode'] = 200
+    elif request['uri'] == '/lying':
+        response['statusCode'] = 200
+        response['Content-Length'] = '999'
+        response['Transfer-Encoding'] = 'gzip'
+        response['Connection'] = 'close'
+        response['data'] = 'short'
+    elif request['uri'] == '/informational':
+        response['statusCode'] = 101
+    return response
+
+def onWebSocketUpgrade(webServerDAT, request, response):
+    response['statusCode'] = 401
+    return response
+";
+    let server = Server::start_with("", callbacks);
+    let ok = http(server.addr(), "GET", "/status-only", &[], b"");
+    assert_eq!((ok.status, ok.reason.as_str()), (200, "OK"));
+
+    // Two requests on one connection: the true length keeps them apart, and it stays open.
+    let pipelined = "GET /lying HTTP/1.1\r\nHost: x\r\n\r\n\
+                     GET /lying HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
+    assert_eq!(raw.matches("content-length: 5").count(), 2, "{raw}");
+    assert!(!raw.contains("999") && !raw.contains("gzip"), "{raw}");
+    let console = server.console();
+    assert_eq!(
+        console.matches("were replaced").count(),
+        1,
+        "said once: {console}"
+    );
+
+    let informational = http(server.addr(), "GET", "/informational", &[], b"");
+    assert_eq!(informational.status, 500);
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .console()
+            .contains("informational status")),
+        "{}",
+        server.console()
+    );
+
+    let upgrade = |key: &str| {
+        raw_request(
+            server.addr(),
+            &format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+            ),
+        )
+    };
+    let refused = upgrade("dGhlIHNhbXBsZSBub25jZQ==");
+    assert_eq!(
+        (refused.status, refused.reason.as_str()),
+        (401, "Unauthorized")
+    );
+    for bad in ["", "not base64!", "c2hvcnQ="] {
+        assert_eq!(upgrade(bad).status, 400, "key {bad:?}");
+    }
+}
+
 /// What a WebSocket client receives within a short wait (nothing is also an answer).
 async fn received_soon(
     ws: &mut tokio_tungstenite::WebSocketStream<

@@ -45,13 +45,26 @@ pub(super) fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
         && has_token(header::CONNECTION, "upgrade")
 }
 
+fn is_websocket_key(key: &[u8]) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|bytes| bytes.len() == 16)
+}
+
 pub(super) async fn upgrade(
     req: Request<Incoming>,
     ends: Arc<Ends>,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let peer = ends.peer;
-    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+    // RFC 6455 §4.1: the key is 16 random bytes in base64; anything else is a bad request.
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|key| is_websocket_key(key.as_bytes()))
+        .cloned()
+    else {
         return to_hyper(HttpResponse::status(StatusCode::BAD_REQUEST));
     };
     if req

@@ -41,6 +41,8 @@ pub struct Runtime {
     /// While onWebSocketReceivePing runs: the ping it answers. The pong already went back on its
     /// own (RFC 6455), so the template's `webSocketSendPong(client, data=data)` sends no second.
     answering_ping: Option<(String, Bytes)>,
+    /// The warning about framing headers set by a callback was given.
+    framing_warned: bool,
     malformed_frames: u64,
     http_requests: u64,
     messages_in: u64,
@@ -230,38 +232,12 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
     match event {
         ServerEvent::HttpRequest { request, reply } => {
             rt.http_requests += 1;
-            let args = vec![
-                Value::Op(id),
-                request_map(&request),
-                response_map(404, "Not Found"),
-            ];
-            let response = match engine.call(id, "onHTTPRequest", args) {
-                CallOutcome::Missing => unanswered(404),
-                CallOutcome::Done(value) => {
-                    to_response(value, "onHTTPRequest").unwrap_or_else(|e| {
-                        report(engine, id, e);
-                        error_response()
-                    })
-                }
-                CallOutcome::Failed(_) => error_response(),
-            };
+            let response = ask_callback(engine, id, "onHTTPRequest", &request, (404, "Not Found"));
             answer(engine, id, &request, reply, response);
         }
         ServerEvent::WsUpgrade { request, reply } => {
-            let args = vec![
-                Value::Op(id),
-                request_map(&request),
-                response_map(101, "Switching Protocols"),
-            ];
-            let response = match engine.call(id, "onWebSocketUpgrade", args) {
-                CallOutcome::Missing => unanswered(101),
-                CallOutcome::Done(value) => to_response(value, "onWebSocketUpgrade")
-                    .unwrap_or_else(|e| {
-                        report(engine, id, e);
-                        error_response()
-                    }),
-                CallOutcome::Failed(_) => error_response(),
-            };
+            let given = (101, "Switching Protocols");
+            let response = ask_callback(engine, id, "onWebSocketUpgrade", &request, given);
             answer(engine, id, &request, reply, response);
         }
         ServerEvent::WsOpen { client, uri } => {
@@ -327,6 +303,54 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
             engine.world_mut().set_status_error(id, Some(error));
         }
     }
+}
+
+/// Runs `callback` with the request and a response dict starting at `given` (status, reason),
+/// and turns what it returns into the answer. A 101 is an answer only to an upgrade.
+fn ask_callback(
+    engine: &mut Engine,
+    id: NodeId,
+    callback: &str,
+    request: &HttpRequest,
+    given: (u16, &str),
+) -> HttpResponse {
+    let args = vec![
+        Value::Op(id),
+        request_map(request),
+        response_map(given.0, given.1),
+    ];
+    match engine.call(id, callback, args) {
+        CallOutcome::Missing => unanswered(given.0),
+        CallOutcome::Done(value) => match to_response(value, callback, given, given.0 == 101) {
+            Ok(answer) => {
+                if !answer.dropped.is_empty() {
+                    warn_framing_once(engine, id, callback, &answer.dropped);
+                }
+                answer.response
+            }
+            Err(e) => {
+                report(engine, id, e);
+                error_response()
+            }
+        },
+        CallOutcome::Failed(_) => error_response(),
+    }
+}
+
+/// Said once per server: the framing headers a callback set were replaced with the true ones.
+fn warn_framing_once(engine: &mut Engine, id: NodeId, callback: &str, dropped: &[String]) {
+    let rt = engine.world_mut().runtime_mut::<Runtime>(id);
+    if std::mem::replace(&mut rt.framing_warned, true) {
+        return;
+    }
+    engine.world_mut().report_warning(
+        id,
+        format!(
+            "{callback} set {}: the server writes these from the body it sends, so they were \
+             replaced (said once)",
+            dropped.join(", ")
+        ),
+    );
 }
 
 fn report(engine: &mut Engine, id: NodeId, text: String) {

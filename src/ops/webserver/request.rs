@@ -93,6 +93,10 @@ pub fn request_map(request: &HttpRequest) -> Value {
     Value::Dict(map)
 }
 
+/// Headers the server writes itself, from the body it sends: a callback's own would contradict it
+/// (a wrong Content-Length desyncs keep-alive).
+const FRAMING_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection"];
+
 pub fn response_map(status: u16, reason: &str) -> Value {
     Value::Dict(vec![
         ("statusCode".into(), Value::Int(i64::from(status))),
@@ -101,8 +105,24 @@ pub fn response_map(status: u16, reason: &str) -> Value {
     ])
 }
 
-/// Turns the callback's returned map into an answer, or says why it cannot.
-pub fn to_response(value: Value, callback: &str) -> Result<HttpResponse, String> {
+/// What [`to_response`] made of a callback's answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: HttpResponse,
+    /// Framing headers the callback set, which the server replaced with the true ones.
+    pub dropped: Vec<String>,
+}
+
+/// Turns the callback's returned map into an answer, or says why it cannot. `given` is the
+/// status and reason the callback's `response` started with: a reason left as given follows a
+/// changed status (a callback that sets only `statusCode = 200` does not answer "200 Not Found").
+/// `informational` allows 1xx (only the upgrade's 101 is meaningful).
+pub fn to_response(
+    value: Value,
+    callback: &str,
+    given: (u16, &str),
+    informational: bool,
+) -> Result<Answer, String> {
     let Value::Dict(map) = value else {
         return Err(format!(
             "{callback} returned {}, not the response map (end it with `response`)",
@@ -116,6 +136,7 @@ pub fn to_response(value: Value, callback: &str) -> Result<HttpResponse, String>
         body: Bytes::new(),
     };
     let mut has_content_type = false;
+    let mut dropped = Vec::new();
     for (key, value) in map {
         match key.as_str() {
             "statusCode" => {
@@ -137,10 +158,23 @@ pub fn to_response(value: Value, callback: &str) -> Result<HttpResponse, String>
                         "response key \"{name}\" is not a valid header name"
                     ));
                 }
+                if FRAMING_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                    dropped.push(name.to_string());
+                    continue;
+                }
                 has_content_type |= name.eq_ignore_ascii_case("content-type");
                 response.headers.push((name.to_string(), value.to_string()));
             }
         }
+    }
+    if (100..200).contains(&response.status) && !informational {
+        return Err(format!(
+            "{callback} answered {}: an informational status is not an answer to a request",
+            response.status
+        ));
+    }
+    if response.status != given.0 && response.reason.as_deref() == Some(given.1) {
+        response.reason = None;
     }
     if !has_content_type && !response.body.is_empty() {
         let guess = if std::str::from_utf8(&response.body).is_ok() {
@@ -150,7 +184,7 @@ pub fn to_response(value: Value, callback: &str) -> Result<HttpResponse, String>
         };
         response.headers.push(("Content-Type".into(), guess.into()));
     }
-    Ok(response)
+    Ok(Answer { response, dropped })
 }
 
 #[cfg(test)]
