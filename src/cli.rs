@@ -28,6 +28,10 @@ pub enum Cmd {
         /// Override a parameter before anything starts, e.g. `--set web.port=8080` (repeatable).
         #[arg(long = "set", value_name = "NODE.PAR=VALUE", value_parser = parse_override)]
         overrides: Vec<(String, String)>,
+        /// Keep running when a Web Server DAT cannot start (by default the run exits non-zero,
+        /// so that a service manager learns of it).
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Validate a project file; exits non-zero with the error (file:line:column) if it is bad.
     Check {
@@ -51,7 +55,11 @@ pub fn default_project() -> PathBuf {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Cmd::Run { project, overrides }) => crate::headless::run(&project, &overrides),
+        Some(Cmd::Run {
+            project,
+            overrides,
+            keep_going,
+        }) => crate::headless::run(&project, &overrides, keep_going),
         Some(Cmd::Check { project, write }) => check(&project, write),
         None => crate::ui::run(cli.project.unwrap_or_else(default_project)),
     };

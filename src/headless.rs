@@ -1,10 +1,16 @@
 //! `datpatch run`: a project without a window, until Ctrl+C or SIGTERM; the console goes to stderr.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::runner::Runner;
+use crate::schema::OpKind;
 
-pub fn run(path: &Path, overrides: &[(String, String)]) -> Result<(), String> {
+/// How long a run waits for its first frame (when every operator has started) before checking
+/// that its servers listen.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn run(path: &Path, overrides: &[(String, String)], keep_going: bool) -> Result<(), String> {
     let signal_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -18,6 +24,14 @@ pub fn run(path: &Path, overrides: &[(String, String)]) -> Result<(), String> {
         }
         Ok(())
     })?;
+    if let Some(failed) = servers_that_failed(&runner)
+        && !keep_going
+    {
+        runner.stop();
+        return Err(format!(
+            "{failed}; stopping (pass --keep-going to run without it)"
+        ));
+    }
     eprintln!(
         "datpatch: running {} (Ctrl+C or SIGTERM stops)",
         path.display()
@@ -26,6 +40,28 @@ pub fn run(path: &Path, overrides: &[(String, String)]) -> Result<(), String> {
     eprintln!("datpatch: stopping");
     runner.stop();
     Ok(())
+}
+
+/// Once the first frame has cooked (every operator started): the Web Server DATs that could not
+/// start (a port in use, a bad certificate), as "name: why" lines.
+fn servers_that_failed(runner: &Runner) -> Option<String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while runner.engine.lock().world().frame < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let engine = runner.engine.lock();
+    let world = engine.world();
+    let failed: Vec<String> = world
+        .project
+        .nodes
+        .iter()
+        .filter(|n| n.kind == OpKind::WebServer)
+        .filter_map(|n| {
+            let error = world.state(n.id)?.status_error.as_ref()?;
+            Some(format!("{}: {error}", n.name))
+        })
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
 }
 
 struct StopSignal {

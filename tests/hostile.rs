@@ -1176,3 +1176,43 @@ def onServerStop(webServerDAT):
     }
     assert!(log.contains("onServerStop ran"), "{log}");
 }
+
+/// A headless run whose server cannot listen (its port is taken) exits non-zero and says why, so
+/// a service manager learns of it; `--keep-going` runs anyway.
+#[test]
+fn a_run_whose_server_cannot_listen_exits_unless_told_to_keep_going() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken.ron");
+    std::fs::write(
+        &file,
+        format!(
+            r#"(version: 2, nodes: [(id: 1, name: "web", kind: WebServer,
+                params: {{"port": {port}, "localaddress": "127.0.0.1"}})])"#
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
+        .arg("run")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("web:") && stderr.contains("--keep-going"),
+        "{stderr}"
+    );
+
+    let (mut child, lines) = spawn_datpatch([
+        std::ffi::OsStr::new("run"),
+        file.as_os_str(),
+        std::ffi::OsStr::new("--keep-going"),
+    ]);
+    let running = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(10)).ok())
+        .any(|line| line.starts_with("datpatch: running"));
+    assert!(running, "with --keep-going the run goes on");
+    assert!(child.0.try_wait().unwrap().is_none(), "it is still running");
+    drop(taken);
+}
