@@ -1107,6 +1107,50 @@ fn static_files_with_304_206_and_traversal_refused() {
     assert_eq!(http(addr, "POST", "/index.html", &[], b"").status, 404);
 }
 
+/// Forty uploads of one name at once: forty files, each whole, none written over.
+#[test]
+fn concurrent_uploads_of_one_name_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    let params = format!("\"uploadfolder\": \"{}\"", up.display());
+    let server = Server::start_with(&params, FILE_CALLBACKS);
+    let addr = server.addr();
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let uploads: Vec<_> = (0..40)
+            .map(|i| {
+                scope.spawn(move || {
+                    let body = format!("upload number {i}");
+                    let answer = http(addr, "POST", "/uploads/same.txt", &[], body.as_bytes());
+                    (answer.status, answer.text())
+                })
+            })
+            .collect();
+        uploads.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|(status, _)| *status == 201),
+        "{answers:?}"
+    );
+    let mut names: Vec<&String> = answers.iter().map(|(_, name)| name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        40,
+        "two uploads were given one name: {answers:?}"
+    );
+    let mut contents: Vec<String> = names
+        .iter()
+        .map(|name| std::fs::read_to_string(up.join(name)).unwrap())
+        .collect();
+    contents.sort();
+    let mut expected: Vec<String> = (0..40).map(|i| format!("upload number {i}")).collect();
+    expected.sort();
+    assert_eq!(contents, expected);
+    let files = std::fs::read_dir(&up).unwrap().count();
+    assert_eq!(files, 40, "no temporary file is left");
+}
+
 #[test]
 fn uploads_are_saved_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();

@@ -251,8 +251,8 @@ pub enum UploadError {
     Io(String),
 }
 
-/// Streams `body` into a temporary file in `dir`, then renames it to `name` (adding `-1`, `-2`
-/// if taken). Nothing is left behind when the body is too large, ends early or stalls for `idle`.
+/// Streams `body` into a temporary file in `dir`, then gives it the name `name` (adding `-1`,
+/// `-2` if taken; never over another file). Nothing is left behind when the body is too large, ends early or stalls for `idle`.
 pub async fn save_upload<B>(
     dir: &Path,
     name: &str,
@@ -301,11 +301,15 @@ where
             } else {
                 dir.join(format!("{stem}-{attempt}{ext}"))
             };
-            if tokio::fs::symlink_metadata(&candidate).await.is_err() {
-                tokio::fs::rename(&temp, &candidate)
-                    .await
-                    .map_err(|e| UploadError::Io(e.to_string()))?;
-                return Ok(candidate);
+            // A hard link is created only if the name is free, atomically: two uploads of one
+            // name at once never take the same file (a check then a rename could).
+            match tokio::fs::hard_link(&temp, &candidate).await {
+                Ok(()) => {
+                    let _ = tokio::fs::remove_file(&temp).await;
+                    return Ok(candidate);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(UploadError::Io(e.to_string())),
             }
         }
         Err(UploadError::Io("too many files of that name".into()))
