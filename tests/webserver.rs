@@ -425,8 +425,8 @@ fn broadcast_reaches_50_clients_through_websocket_connections() {
 }
 
 /// The server owns framing: a callback's Content-Length / Transfer-Encoding / Connection are
-/// replaced (said once), a reason follows a changed status, 1xx is no answer, and a malformed
-/// Sec-WebSocket-Key is a bad request.
+/// replaced (said once), HEAD gets no body, a reason follows a changed status, 1xx is no answer,
+/// and a malformed Sec-WebSocket-Key is a bad request.
 #[test]
 fn framing_headers_reason_phrases_and_bad_keys_are_the_servers() {
     let callbacks = r"
@@ -450,6 +450,10 @@ def onWebSocketUpgrade(webServerDAT, request, response):
     let server = Server::start_with("", callbacks);
     let ok = http(server.addr(), "GET", "/status-only", &[], b"");
     assert_eq!((ok.status, ok.reason.as_str()), (200, "OK"));
+    // HEAD reaches onHTTPRequest (as method HEAD) and the server drops the body.
+    let head = http(server.addr(), "HEAD", "/lying", &[], b"");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(head.header("content-length"), Some("5"));
 
     // Two requests on one connection: the true length keeps them apart, and it stays open.
     let pipelined = "GET /lying HTTP/1.1\r\nHost: x\r\n\r\n\
