@@ -748,23 +748,8 @@ def onFrameStart(frame):
 
 #[test]
 fn a_script_pulses_clear_on_a_websocket_dat() {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-
     let rt = common::rt();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-        for i in 0..3 {
-            ws.send(Message::text(format!("hello {i}"))).await.unwrap();
-        }
-        // Stay connected until the test ends.
-        tokio::time::sleep(Duration::from_mins(1)).await;
-    });
+    let port = common::ws_server_sending(&rt, 3);
     let text = format!(
         r#"(
     version: 2,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use datpatch::engine::Command;
 use datpatch::project::{self, NodeId, ParValue, Project};
 use datpatch::runner::Runner;
@@ -913,27 +915,12 @@ fn the_info_panel_plots_a_channels_chop_and_pauses() {
 
 #[test]
 fn a_websocket_dat_shows_its_state_and_received_messages() {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-        for i in 0..5 {
-            ws.send(Message::text(format!("hello {i}"))).await.unwrap();
-        }
-        // Stay connected until the test ends.
-        tokio::time::sleep(Duration::from_mins(1)).await;
-    });
+    let port = common::ws_server_sending(&rt, 5);
     let project = load(&format!(
         r#"(nodes: [(id: 1, name: "feed", kind: WebSocket, pos: (40.0, 40.0),
             params: {{"netaddress": "127.0.0.1", "port": {port}}})])"#

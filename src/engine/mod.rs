@@ -269,14 +269,8 @@ impl Engine {
                 // Compiled before (by a callback): its errors, if any, stand.
                 Ok(false) | Err((_, false)) => {}
                 Err((error, true)) => {
-                    let node_error = NodeError {
-                        text: format!("compiling {}: {}", self.world.node_name(id), error.message),
-                        script_node: Some(id),
-                        line: error.line,
-                        time_ms: unix_time_ms(),
-                    };
-                    self.world.state_mut(id).script_error = Some(node_error.clone());
-                    self.world.report_error(id, node_error);
+                    let context = format!("compiling {}", self.world.node_name(id));
+                    self.report_script_error(id, id, &context, &error);
                 }
             }
         }

@@ -190,3 +190,24 @@ pub fn listening_port(lines: &std::sync::mpsc::Receiver<String>) -> u16 {
         }
     }
 }
+
+/// A WebSocket server on 127.0.0.1 that sends `count` messages ("hello 0", ...) to the first
+/// client, then keeps it connected; returns its port.
+pub fn ws_server_sending(rt: &tokio::runtime::Runtime, count: usize) -> u16 {
+    use futures_util::SinkExt;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        for i in 0..count {
+            let message = tokio_tungstenite::tungstenite::Message::text(format!("hello {i}"));
+            ws.send(message).await.unwrap();
+        }
+        // Stay connected until the test ends.
+        tokio::time::sleep(Duration::from_mins(1)).await;
+    });
+    port
+}

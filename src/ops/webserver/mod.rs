@@ -378,7 +378,7 @@ fn answer(
         let timeout_ms = engine
             .world()
             .runtime::<Runtime>(id)
-            .map_or(0, |rt| rt.pars.request_timeout_ms);
+            .map_or(0, |rt| rt.pars.limits.request_timeout_ms);
         report(
             engine,
             id,

@@ -25,18 +25,15 @@ pub struct WebServerPars {
     pub files: FileSettings,
     /// Message Format is NanoLLM: binary messages are frames.
     pub framed: bool,
-    pub request_timeout_ms: u64,
 }
 
 impl WebServerPars {
     pub fn read(world: &World, id: NodeId) -> Self {
-        let limits = limits(world, id);
         let active = world.par_bool(id, "active");
         Self {
             active,
             listen: active.then(|| listen_spec(world, id)),
-            request_timeout_ms: limits.request_timeout_ms,
-            limits,
+            limits: limits(world, id),
             files: files(world, id),
             framed: world.par_str(id, "format").is_ok_and(|f| f == "nanollm"),
         }

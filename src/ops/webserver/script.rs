@@ -27,13 +27,12 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         2,
         |world, id, args| {
-            let message = WsMessage::Text(args[1].to_text());
-            Ok(match &args[0] {
-                Value::List(clients) => {
-                    send_to_many(world, id, Some(clients), &Value::None, message)
-                }
-                client => send(world, id, client, message),
-            })
+            Ok(send_to(
+                world,
+                id,
+                &args[0],
+                WsMessage::Text(args[1].to_text()),
+            ))
         },
     ),
     ScriptMethod::method(
@@ -41,13 +40,12 @@ pub const METHODS: &[ScriptMethod] = &[
         &["client", "data"],
         2,
         |world, id, args| {
-            let message = WsMessage::Binary(args[1].to_bytes());
-            Ok(match &args[0] {
-                Value::List(clients) => {
-                    send_to_many(world, id, Some(clients), &Value::None, message)
-                }
-                client => send(world, id, client, message),
-            })
+            Ok(send_to(
+                world,
+                id,
+                &args[0],
+                WsMessage::Binary(args[1].to_bytes()),
+            ))
         },
     ),
     ScriptMethod::method(
@@ -139,6 +137,14 @@ fn send(world: &mut World, id: NodeId, client: &Value, message: WsMessage) -> Va
             );
             Value::Bool(false)
         }
+    }
+}
+
+/// `webSocketSendText/Binary`'s client: one address, or (ours) a list of them.
+fn send_to(world: &mut World, id: NodeId, client: &Value, message: WsMessage) -> Value {
+    match client {
+        Value::List(clients) => send_to_many(world, id, Some(clients), &Value::None, message),
+        client => send(world, id, client, message),
     }
 }
 
