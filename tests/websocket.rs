@@ -891,36 +891,9 @@ fn server_close_is_reported_with_code_and_reason_and_reconnect_reruns_onconnect(
     assert_eq!(channel(&runner, "errors"), 0.0, "{}", console(&runner));
 }
 
-/// A CA, and a server configuration whose certificate (for 127.0.0.1) that CA signed.
-fn test_pki() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "datpatch test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
-    .unwrap();
-    (ca_cert.pem(), Arc::new(config))
-}
-
 #[test]
 fn wss_is_refused_without_trust_and_accepted_with_the_ca_file() {
-    let (ca_pem, tls) = test_pki();
+    let (ca_pem, tls) = common::test_pki();
     let mut server = Server::start_with(None, Some(tls));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();

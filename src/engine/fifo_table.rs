@@ -1,5 +1,6 @@
-//! The received-messages table of a WebSocket DAT: a heading row, then one row per message,
-//! first in first out, clamped at max lines in O(1), with an optional raw-bytes column.
+//! A first-in-first-out table clamped at max lines in O(1): the WebSocket DAT's received
+//! messages (a heading row, one row per message, an optional raw-bytes column) and the FIFO DAT's
+//! rows of cells (under an optional heading).
 
 use std::collections::VecDeque;
 
@@ -15,9 +16,15 @@ const CELL_SEPARATOR: char = '\u{1f}';
 #[derive(Debug, Clone)]
 pub struct FifoTable {
     rows: VecDeque<SharedStr>,
-    /// Records mode (e.g. decoded NanoLLM frames): these headings, one string per row holding the
-    /// cells joined by an ASCII unit separator. Empty: one message per row.
+    /// Records mode (decoded NanoLLM frames, FIFO DAT rows): one string per row holding the cells
+    /// joined by an ASCII unit separator. Off: one message per row.
+    records: bool,
+    /// The heading of records mode (row 0); empty with `heading_row` off.
     record_heading: Vec<String>,
+    /// Whether row 0 is a heading. Always on in messages mode.
+    heading_row: bool,
+    /// The widest record pushed since the last clear (records without a heading).
+    record_width: usize,
     /// Whether row 0 has a `bytes` column, where message rows show their raw bytes in hex.
     bytes_column: bool,
     /// `None` keeps every row (clamp off).
@@ -33,12 +40,28 @@ impl FifoTable {
     pub fn new(max_lines: Option<usize>, bytes_column: bool) -> Self {
         Self {
             rows: VecDeque::with_capacity(max_lines.unwrap_or(0).min(4096)),
+            records: false,
             record_heading: Vec::new(),
+            heading_row: true,
+            record_width: 0,
             bytes_column,
             max_lines,
             dropped: 0,
             total_pushed: 0,
         }
+    }
+
+    /// A table of records (the FIFO DAT's): rows of cells under `heading`, or with no heading
+    /// row when it is `None`.
+    pub fn records(max_lines: Option<usize>, heading: Option<&[&str]>) -> Self {
+        let mut table = Self::new(max_lines, false);
+        table.set_records_layout(heading);
+        table
+    }
+
+    /// The row index of the first message or record: 1 under a heading, else 0.
+    pub fn first_row(&self) -> usize {
+        usize::from(self.heading_row)
     }
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
@@ -55,28 +78,49 @@ impl FifoTable {
             }
         }
         self.rows.push_back(message);
-        self.rows.len()
+        self.rows.len() - 1 + self.first_row()
     }
 
     /// Switches to rows of several cells under `heading` (or back to messages with an empty
     /// heading); existing rows are cleared when the layout changes.
     pub fn set_record_heading(&mut self, heading: &[&str]) {
-        if self
-            .record_heading
-            .iter()
-            .map(String::as_str)
-            .ne(heading.iter().copied())
-        {
+        if heading.is_empty() {
+            if self.records {
+                self.records = false;
+                self.record_heading.clear();
+                self.heading_row = true;
+                self.clear();
+            }
+        } else {
+            self.set_records_layout(Some(heading));
+        }
+    }
+
+    /// Switches to records under `heading`, or without a heading row when it is `None`; existing
+    /// rows are cleared when the layout changes.
+    pub fn set_records_layout(&mut self, heading: Option<&[&str]>) {
+        let same = self.records
+            && self.heading_row == heading.is_some()
+            && self
+                .record_heading
+                .iter()
+                .map(String::as_str)
+                .eq(heading.unwrap_or_default().iter().copied());
+        if !same {
+            self.records = true;
+            self.heading_row = heading.is_some();
             self.record_heading = heading
+                .unwrap_or_default()
                 .iter()
                 .map(std::string::ToString::to_string)
                 .collect();
-            self.rows.clear();
+            self.clear();
         }
     }
 
     /// Appends a row of cells (records mode); returns its row index like [`FifoTable::push`].
     pub fn push_record(&mut self, cells: &[String]) -> usize {
+        self.record_width = self.record_width.max(cells.len());
         let joined = cells
             .iter()
             .map(|c| c.replace(CELL_SEPARATOR, " "))
@@ -108,6 +152,7 @@ impl FifoTable {
     pub fn clear(&mut self) {
         self.rows.clear();
         self.dropped = 0;
+        self.record_width = 0;
     }
 
     pub fn message_rows(&self) -> usize {
@@ -123,12 +168,12 @@ impl FifoTable {
     }
 
     pub fn num_rows(&self) -> usize {
-        self.rows.len() + 1
+        self.rows.len() + self.first_row()
     }
 
     pub fn num_cols(&self) -> usize {
-        if !self.record_heading.is_empty() {
-            self.record_heading.len()
+        if self.records {
+            self.record_heading.len().max(self.record_width)
         } else if self.bytes_column {
             2
         } else {
@@ -136,9 +181,9 @@ impl FifoTable {
         }
     }
 
-    /// The message text of row `row` (1-based; row 0 is the heading).
+    /// The message text of row `row` (row 0 is the heading, if there is one).
     pub fn message(&self, row: usize) -> Option<&str> {
-        row.checked_sub(1)
+        row.checked_sub(self.first_row())
             .and_then(|i| self.rows.get(i))
             .map(tokio_tungstenite::tungstenite::Utf8Bytes::as_str)
     }
@@ -147,9 +192,9 @@ impl FifoTable {
         if col >= self.num_cols() {
             return None;
         }
-        if !self.record_heading.is_empty() {
-            return if row == 0 {
-                self.record_heading.get(col).cloned()
+        if self.records {
+            return if row == 0 && self.heading_row {
+                Some(self.record_heading.get(col).cloned().unwrap_or_default())
             } else {
                 Some(
                     self.message(row)?
@@ -219,6 +264,21 @@ mod tests {
         assert_eq!(t.num_cols(), 2);
         t.set_record_heading(&[]);
         assert_eq!((t.num_rows(), t.num_cols()), (1, 2));
+    }
+
+    #[test]
+    fn records_without_heading_start_at_row_zero() {
+        let mut t = FifoTable::records(Some(2), None);
+        assert_eq!(t.push_record(&["a".into()]), 0);
+        assert_eq!(t.push_record(&["b".into(), "c".into()]), 1);
+        assert_eq!(t.push_record(&["d".into()]), 1);
+        assert_eq!((t.num_rows(), t.num_cols(), t.first_row()), (2, 2, 0));
+        assert_eq!(t.cell(0, 1).as_deref(), Some("c"));
+        assert_eq!(t.cell(1, 0).as_deref(), Some("d"));
+        assert_eq!(t.cell(1, 1).as_deref(), Some(""));
+        t.set_records_layout(Some(&["x"]));
+        assert_eq!((t.num_rows(), t.num_cols()), (1, 1));
+        assert_eq!(t.push_record(&["1".into()]), 1);
     }
 
     #[test]

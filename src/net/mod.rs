@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod files;
+pub mod http_client;
 pub mod nanollm;
 pub mod server;
 pub mod tls;
@@ -43,6 +44,8 @@ pub enum NetEventKind {
     Server(server::ServerEvent),
     /// From a WebSocket DAT's client connection.
     Client(client::ClientEvent),
+    /// From one of a Web Client DAT's requests.
+    WebClient(http_client::WebClientEvent),
 }
 
 /// Text shared without copying between the network task, the received-messages table and the

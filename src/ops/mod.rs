@@ -4,9 +4,11 @@
 
 pub mod channels;
 pub mod execute;
+pub mod fifo;
 mod nanollm;
 pub mod table;
 pub mod text;
+pub mod webclient;
 pub mod webserver;
 pub mod websocket;
 
@@ -26,5 +28,37 @@ fn operator(kind: OpKind) -> &'static dyn Operator {
         OpKind::Text => &text::TextDat,
         OpKind::Execute => &execute::Execute,
         OpKind::Channels => &channels::Channels,
+        OpKind::Fifo => &fifo::Fifo,
+        OpKind::WebClient => &webclient::WebClient,
     }
+}
+
+/// The rows of the Table DAT wired into `id`'s `headers` pin as (name, value). Rows without a
+/// name are skipped, and so is a first row reading `name`/`value` (a heading). Values may be
+/// `$NAME` to keep tokens out of the file.
+pub fn header_rows(
+    world: &crate::engine::World,
+    id: crate::project::NodeId,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(dat) = world
+        .input_node(id, "headers")
+        .and_then(|headers| world.dat(headers))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for r in 0..dat.num_rows() {
+        let name = dat.cell(r, 0).unwrap_or_default().trim().to_string();
+        let value = dat.cell(r, 1).unwrap_or_default();
+        let heading = r == 0
+            && name.eq_ignore_ascii_case("name")
+            && value.trim().eq_ignore_ascii_case("value");
+        if name.is_empty() || heading {
+            continue;
+        }
+        let value =
+            crate::engine::resolve_env(&value).map_err(|e| format!("header {name}: {e}"))?;
+        rows.push((name, value));
+    }
+    Ok(rows)
 }

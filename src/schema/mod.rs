@@ -12,6 +12,8 @@ pub enum OpKind {
     Text,
     Execute,
     Channels,
+    Fifo,
+    WebClient,
 }
 
 /// Typed input pins. A wire into a pin is the same thing as the operator parameter of that name.
@@ -23,6 +25,8 @@ pub enum Input {
     Headers,
     /// A DAT whose contents a Table DAT mirrors.
     Source,
+    /// The Web Client DAT's body: a Text DAT as is, or a name/value Table DAT (`data` parameter).
+    Data,
 }
 
 impl Input {
@@ -32,6 +36,7 @@ impl Input {
             Input::Callbacks => "callbacks",
             Input::Headers => "headers",
             Input::Source => "source",
+            Input::Data => "data",
         }
     }
 
@@ -40,6 +45,7 @@ impl Input {
             Input::Callbacks => "Callbacks DAT",
             Input::Headers => "Headers DAT",
             Input::Source => "Source DAT",
+            Input::Data => "Data DAT",
         }
     }
 
@@ -49,6 +55,7 @@ impl Input {
             Input::Callbacks => kind == OpKind::Text,
             Input::Headers => kind == OpKind::Table,
             Input::Source => kind.is_dat() || kind == OpKind::Channels,
+            Input::Data => matches!(kind, OpKind::Table | OpKind::Text),
         }
     }
 }
@@ -175,8 +182,10 @@ macro_rules! common_pars {
 // After the macro: `common_pars!` is visible only below its definition.
 mod channels;
 mod execute;
+mod fifo;
 mod table;
 mod text;
+mod webclient;
 mod webserver;
 mod websocket;
 
@@ -188,6 +197,8 @@ impl OpKind {
         OpKind::Text,
         OpKind::Execute,
         OpKind::Channels,
+        OpKind::Fifo,
+        OpKind::WebClient,
     ];
 
     /// What the GUI and the console call it.
@@ -199,6 +210,8 @@ impl OpKind {
             OpKind::Text => "Text DAT",
             OpKind::Execute => "Execute DAT",
             OpKind::Channels => "Channels CHOP",
+            OpKind::Fifo => "FIFO DAT",
+            OpKind::WebClient => "Web Client DAT",
         }
     }
 
@@ -211,6 +224,8 @@ impl OpKind {
             OpKind::Text => "textDAT",
             OpKind::Execute => "executeDAT",
             OpKind::Channels => "channelsCHOP",
+            OpKind::Fifo => "fifoDAT",
+            OpKind::WebClient => "webclientDAT",
         }
     }
 
@@ -223,6 +238,8 @@ impl OpKind {
             OpKind::Text => "text",
             OpKind::Execute => "execute",
             OpKind::Channels => "channels",
+            OpKind::Fifo => "fifo",
+            OpKind::WebClient => "webclient",
         }
     }
 
@@ -238,6 +255,8 @@ impl OpKind {
             OpKind::Text => text::PARAMS,
             OpKind::Execute => execute::PARAMS,
             OpKind::Channels => channels::PARAMS,
+            OpKind::Fifo => fifo::PARAMS,
+            OpKind::WebClient => webclient::PARAMS,
         }
     }
 
@@ -261,7 +280,8 @@ impl OpKind {
             OpKind::WebServer => &[Input::Callbacks],
             OpKind::WebSocket => &[Input::Callbacks, Input::Headers],
             OpKind::Table | OpKind::Channels => &[Input::Source],
-            OpKind::Text | OpKind::Execute => &[],
+            OpKind::WebClient => &[Input::Headers, Input::Data, Input::Callbacks],
+            OpKind::Text | OpKind::Execute | OpKind::Fifo => &[],
         }
     }
 

@@ -505,6 +505,8 @@ fn describe(kind: OpKind) -> &'static str {
         OpKind::Text => "Text or a callbacks script",
         OpKind::Execute => "Runs its callbacks on start and every frame",
         OpKind::Channels => "Numeric channels from JSON messages in a DAT",
+        OpKind::Fifo => "A table that keeps the last rows appended by scripts",
+        OpKind::WebClient => "HTTP client; responses to callbacks and output",
     }
 }
 
@@ -521,7 +523,7 @@ fn input_color(input: Input) -> Color32 {
     match input {
         Input::Callbacks => pin_color(Some(OpKind::Text)),
         Input::Headers => pin_color(Some(OpKind::Table)),
-        Input::Source => pin_color(None),
+        Input::Source | Input::Data => pin_color(None),
     }
 }
 

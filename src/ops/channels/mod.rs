@@ -176,7 +176,7 @@ fn column_index(dat: &DatRef, spec: &str) -> Option<usize> {
     }
 }
 
-/// The rows to read and where reading stops: a WebSocket DAT's FIFO counts every message ever
+/// The rows to read and where reading stops: a FIFO (WebSocket DAT, FIFO DAT) counts every message ever
 /// pushed (so clamping does not hide new ones); a table is read from where it was left.
 fn unread_rows(world: &World, source: NodeId, read_to: Option<(NodeId, u64)>) -> (Vec<usize>, u64) {
     let Some(dat) = world.dat(source) else {
@@ -189,12 +189,10 @@ fn unread_rows(world: &World, source: NodeId, read_to: Option<(NodeId, u64)>) ->
     match dat {
         DatRef::Fifo(fifo) => {
             let total = fifo.total_pushed();
-            let rows = fifo.message_rows() as u64;
-            let unread = total.saturating_sub(already).min(rows);
-            (
-                (rows - unread + 1..=rows).map(|r| r as usize).collect(),
-                total,
-            )
+            let rows = fifo.message_rows();
+            let unread = (total.saturating_sub(already) as usize).min(rows);
+            let first = fifo.first_row();
+            ((first + rows - unread..first + rows).collect(), total)
         }
         other => {
             let rows = other.num_rows() as u64;

@@ -83,7 +83,7 @@ impl ConnectSettings {
             timeout_ms: world.par_int(id, "timeout").max(1) as u64,
             reconnect: world.par_bool(id, "reconnect"),
             subprotocols,
-            headers: header_rows(world, id)?,
+            headers: crate::ops::header_rows(world, id)?,
             ping_interval_ms: world.par_int(id, "pinginterval").max(0) as u64,
             pong_timeout_ms: world.par_int(id, "pongtimeout").max(1) as u64,
             verify_cert,
@@ -173,31 +173,6 @@ pub fn resolve_url(netaddress: &str, port: u16) -> Result<String, String> {
     url.parse::<http::Uri>()
         .map_err(|e| format!("\"{address}\" is not a valid address: {e}"))?;
     Ok(url)
-}
-
-/// The headers DAT's rows as (name, value). Rows without a name are skipped, and so is a first
-/// row reading `name`/`value` (a heading). Values may be `$NAME` to keep tokens out of the file.
-pub fn header_rows(world: &World, id: NodeId) -> Result<Vec<(String, String)>, String> {
-    let Some(dat) = world
-        .input_node(id, "headers")
-        .and_then(|headers| world.dat(headers))
-    else {
-        return Ok(Vec::new());
-    };
-    let mut rows = Vec::new();
-    for r in 0..dat.num_rows() {
-        let name = dat.cell(r, 0).unwrap_or_default().trim().to_string();
-        let value = dat.cell(r, 1).unwrap_or_default();
-        let heading = r == 0
-            && name.eq_ignore_ascii_case("name")
-            && value.trim().eq_ignore_ascii_case("value");
-        if name.is_empty() || heading {
-            continue;
-        }
-        let value = resolve_env(&value).map_err(|e| format!("header {name}: {e}"))?;
-        rows.push((name, value));
-    }
-    Ok(rows)
 }
 
 #[cfg(test)]
