@@ -414,7 +414,14 @@ pub fn parse_url(url: &str) -> Result<Uri, String> {
 fn resolve_location(base: &Uri, location: &str) -> Result<Uri, String> {
     let scheme = base.scheme_str().unwrap_or("http");
     let authority = base.authority().map_or("", http::uri::Authority::as_str);
-    let absolute = if location.starts_with("http://") || location.starts_with("https://") {
+    // RFC 3986 §3.1: a scheme is a letter, then letters, digits, `+`, `-` or `.`, then `:`.
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let absolute = if has_scheme {
         location.to_string()
     } else if location.starts_with("//") {
         format!("{scheme}:{location}")
