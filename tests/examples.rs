@@ -250,16 +250,7 @@ async fn send_json(ws: &mut Ws, value: Value) {
 
 #[test]
 fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
-    let port = free_port();
-    let sensors_url = format!("ws://127.0.0.1:{port}/ws");
-    let (runner, addr) = run_example(
-        "pubsub.ron",
-        "relay",
-        &[
-            ("relay.port", &port.to_string()),
-            ("sensors.netaddress", &sensors_url),
-        ],
-    );
+    let (runner, addr) = run_example("pubsub.ron", "relay", &[]);
 
     let token = http(
         addr,
@@ -270,7 +261,33 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
     );
     assert_eq!(token.status, 200);
     let token = token.json()["token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("tk_") && token.len() > 40);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    // A browser on another origin asks before it POSTs JSON.
+    let preflight = http(
+        addr,
+        "OPTIONS",
+        "/auth/token",
+        &[
+            ("Origin", "http://page.example"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .eq_ignore_ascii_case("content-type")
+    );
     assert_eq!(
         http(
             addr,
@@ -291,21 +308,20 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         400
     );
 
-    // The in-project subscriber is on sensors/temp before anyone else.
-    let subscribed = || {
-        fifo(&runner, "sensors")
-            .iter()
-            .any(|r| r[0].contains("sub_ack"))
+    let tampered = {
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[1] = "eyJzdWIiOiJkZW1vIiwiZXhwIjo5OTk5OTk5OTk5fQ".into();
+        format!("bearer, {}", parts.join("."))
     };
-    assert!(
-        wait_until(Duration::from_secs(20), subscribed),
-        "{:?}",
-        fifo(&runner, "sensors")
-    );
     let rt = rt();
     rt.block_on(async {
-        // No token, a made-up token, a token without "bearer": all refused with 401.
-        for protocols in [None, Some("bearer, tk_madeup"), Some(token.as_str())] {
+        // No token, a made-up one, a tampered one, one without "bearer": all refused with 401.
+        for protocols in [
+            None,
+            Some("bearer, tk_madeup"),
+            Some(tampered.as_str()),
+            Some(token.as_str()),
+        ] {
             let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
             if let Some(p) = protocols {
                 request
@@ -327,12 +343,12 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         send_json(&mut a, json!({"op": "sub", "ch": "sensors/temp"})).await;
         assert_eq!(
             next_json(&mut a).await,
-            json!({"type": "sub_ack", "ch": "sensors/temp", "occupancy": 2})
+            json!({"type": "sub_ack", "ch": "sensors/temp", "occupancy": 1})
         );
         send_json(&mut b, json!({"op": "sub", "ch": "lights"})).await;
         assert_eq!(next_json(&mut b).await["type"], "sub_ack");
         send_json(&mut c, json!({"op": "sub", "ch": "sensors/temp"})).await;
-        assert_eq!(next_json(&mut c).await["occupancy"], 3);
+        assert_eq!(next_json(&mut c).await["occupancy"], 2);
 
         send_json(
             &mut publisher,
@@ -375,22 +391,10 @@ fn pubsub_delivers_only_to_subscribers_and_rejects_bad_keys_and_tokens() {
         send_json(&mut a, json!({"op": "unsub", "ch": "sensors/temp"})).await;
         assert_eq!(
             next_json(&mut a).await,
-            json!({"type": "unsub_ack", "ch": "sensors/temp", "occupancy": 1})
+            json!({"type": "unsub_ack", "ch": "sensors/temp", "occupancy": 0})
         );
     });
     assert_eq!(table(&runner, "channel_stats")[1], ["sensors/temp", "101"]);
-    // The in-project subscriber (service token, subscribed in its onConnect) got them all too.
-    let temp_rows = || {
-        fifo(&runner, "sensors")
-            .iter()
-            .filter(|r| r[0].contains("sensors/temp"))
-            .count()
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || temp_rows() >= 100),
-        "{:?}",
-        fifo(&runner, "sensors")
-    );
     let relay = runner
         .engine
         .lock()
@@ -668,35 +672,57 @@ fn chat_page_works_between_two_headless_chromium_pages() {
     assert_eq!(log.len(), 3, "{log:?}");
 }
 
-#[test]
-fn sensors_stream_becomes_channels() {
-    let port = free_port();
-    let feed_url = format!("ws://127.0.0.1:{port}/feed");
-    let (runner, _addr) = run_example(
-        "sensors.ron",
-        "hub",
-        &[
-            ("hub.port", &port.to_string()),
-            ("feed.netaddress", &feed_url),
+/// Starts the relay (`datpatch run projects/pubsub.ron`) on `port`, signing with `secret`.
+fn start_relay(port: u16, secret: &str) -> common::KillOnDrop {
+    let (relay, lines) = common::spawn_datpatch_with_env(
+        [
+            "run".to_string(),
+            project("pubsub.ron").display().to_string(),
+            "--set".to_string(),
+            format!("relay.port={port}"),
         ],
+        &[("DATPATCH_RELAY_SECRET", secret)],
     );
-    let id = runner
-        .engine
-        .lock()
-        .project()
-        .node_by_name("sensors")
-        .unwrap()
-        .id;
+    assert_eq!(common::listening_port(&lines), port);
+    relay
+}
+
+/// The DataNet client flow inside the patch: sensors.ron fetches a token from the relay with its
+/// Web Client DAT, subscribes with it, publishes, and keeps receiving across relay restarts: the
+/// same token after a plain restart, a new one when the relay's secret changed (401).
+#[test]
+fn sensors_subscribe_through_the_relay_and_survive_its_restarts() {
+    let port = free_port();
+    let mut relay = start_relay(port, "first secret");
+    let runner = Runner::start_file(&project("sensors.ron"), None, |engine| {
+        engine.set_par_by_path("auth.url", &format!("http://127.0.0.1:{port}/auth/token"))?;
+        engine.set_par_by_path("feed.netaddress", &format!("ws://127.0.0.1:{port}/ws"))
+    })
+    .unwrap();
+    let node = |name: &str| {
+        runner
+            .engine
+            .lock()
+            .project()
+            .node_by_name(name)
+            .unwrap()
+            .id
+    };
+    let (sensors, readings, auth) = (node("sensors"), node("readings"), node("auth"));
+    let channel =
+        |id, name: &str| info::channel(runner.engine.lock().world(), id, name).unwrap_or(0.0);
+    let console = || common::console_text(runner.engine.lock().world());
     let names = || -> Vec<String> {
         let engine = runner.engine.lock();
-        datpatch::ops::channels::runtime_ref(engine.world(), id)
+        datpatch::ops::channels::runtime_ref(engine.world(), sensors)
             .map(|rt| rt.channels().iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default()
     };
     assert!(
         wait_until(Duration::from_secs(30), || names().len() >= 6),
-        "{:?}",
-        names()
+        "{:?}\n{}",
+        names(),
+        console()
     );
     let mut got = names();
     got.sort();
@@ -714,7 +740,7 @@ fn sensors_stream_becomes_channels() {
     );
     let sample = |name: &str| {
         let engine = runner.engine.lock();
-        datpatch::ops::channels::runtime_ref(engine.world(), id)
+        datpatch::ops::channels::runtime_ref(engine.world(), sensors)
             .and_then(|rt| rt.channel(name).map(|c| (c.history.len(), c.value)))
     };
     assert!(wait_until(Duration::from_secs(30), || sample(
@@ -724,6 +750,41 @@ fn sensors_stream_becomes_channels() {
     let (_, temperature) = sample("sensors/temp:temperature").unwrap();
     assert!((18.9..=23.1).contains(&temperature), "{temperature}");
     assert_eq!(sample("sensors/imu:accel/z").unwrap().1, 9.81);
+    // The envelopes are FIFO DAT rows: channel, data as JSON, timestamp.
+    let rows = fifo(&runner, "readings");
+    assert_eq!(rows[0], ["channel", "data", "timestamp"]);
+    let temp = rows.iter().find(|r| r[0] == "sensors/temp").unwrap();
+    let data: Value = serde_json::from_str(&temp[1]).unwrap();
+    assert!(data["temperature"].is_f64(), "{temp:?}");
+    assert!(temp[2].parse::<i64>().unwrap() > 1_700_000_000_000);
+    assert_eq!(channel(auth, "responses"), 1.0);
+
+    // The relay restarts with the same secret: the subscriber reconnects with the token it has.
+    let received_again = |after: f64| {
+        wait_until(Duration::from_secs(30), || {
+            channel(readings, "rows_appended") > after + 10.0
+        })
+    };
+    drop(relay);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = channel(readings, "rows_appended");
+    relay = start_relay(port, "first secret");
+    assert!(received_again(before), "{}", console());
+    assert_eq!(
+        channel(auth, "responses"),
+        1.0,
+        "the token was kept: {}",
+        console()
+    );
+
+    // With a new secret the old token is refused (401): the subscriber fetches a new one.
+    drop(relay);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = channel(readings, "rows_appended");
+    let _relay = start_relay(port, "second secret");
+    assert!(received_again(before), "{}", console());
+    assert_eq!(channel(auth, "responses"), 2.0, "{}", console());
+    assert!(console().contains("HTTP 401"), "{}", console());
 }
 
 #[test]

@@ -159,9 +159,22 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    spawn_datpatch_with_env(args, &[])
+}
+
+/// [`spawn_datpatch`] with environment variables set for the child.
+pub fn spawn_datpatch_with_env<I, S>(
+    args: I,
+    env: &[(&str, &str)],
+) -> (KillOnDrop, std::sync::mpsc::Receiver<String>)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     use std::io::BufRead;
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_datpatch"))
         .args(args)
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
