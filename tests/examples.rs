@@ -193,7 +193,7 @@ fn chat_relays_every_message_to_every_other_client_and_logs_it() {
         assert_eq!(next_of(&mut clients[0], "chat").await["name"], "guest");
         alice
     });
-    let log = table(&runner, "log");
+    let log = fifo(&runner, "log");
     assert_eq!(log[0], ["time", "client", "name", "text"]);
     let logged: Vec<(&str, &str, &str)> = log[1..]
         .iter()
@@ -668,7 +668,7 @@ fn chat_page_works_between_two_headless_chromium_pages() {
             assert_eq!(seen.as_array().unwrap().len(), 2, "{seen}");
         }
     });
-    let log = table(&runner, "log");
+    let log = fifo(&runner, "log");
     assert_eq!(log.len(), 3, "{log:?}");
 }
 
@@ -785,6 +785,61 @@ fn sensors_subscribe_through_the_relay_and_survive_its_restarts() {
     assert!(received_again(before), "{}", console());
     assert_eq!(channel(auth, "responses"), 2.0, "{}", console());
     assert!(console().contains("HTTP 401"), "{}", console());
+}
+
+/// publish_from_chop.ron: the CHOP's channels reach a DataNet subscriber of chop/controls.
+#[test]
+fn publish_from_chop_sends_the_chop_channels_to_the_relay() {
+    let (_relay, addr) = run_example("pubsub.ron", "relay", &[]);
+    let runner = Runner::start_file(&project("publish_from_chop.ron"), None, |engine| {
+        engine.set_par_by_path("auth.url", &format!("http://{addr}/auth/token"))?;
+        engine.set_par_by_path("relay.netaddress", &format!("ws://{addr}/ws"))
+    })
+    .unwrap();
+    let token = http(
+        addr,
+        "POST",
+        "/auth/token",
+        &[],
+        br#"{"apiKey": "ak_demo"}"#,
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let messages = rt().block_on(async {
+        let mut ws = pubsub_client(addr, &token).await;
+        send_json(&mut ws, json!({"op": "sub", "ch": "chop/controls"})).await;
+        assert_eq!(next_json(&mut ws).await["type"], "sub_ack");
+        let mut messages = Vec::new();
+        while messages.len() < 5 {
+            messages.push(next_json(&mut ws).await);
+        }
+        messages
+    });
+    let mut last_ts = 0;
+    for m in &messages {
+        assert_eq!(
+            (m["type"].as_str(), m["ch"].as_str()),
+            (Some("message"), Some("chop/controls")),
+            "{m}"
+        );
+        let (x, y) = (m["d"]["x"].as_f64().unwrap(), m["d"]["y"].as_f64().unwrap());
+        assert!((-1.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y), "{m}");
+        let ts = m["ts"].as_i64().unwrap();
+        assert!(ts >= last_ts, "{messages:?}");
+        last_ts = ts;
+    }
+    assert_ne!(messages[0]["d"], messages[4]["d"], "the oscillators move");
+    let engine = runner.engine.lock();
+    for node in &engine.project().nodes {
+        assert_eq!(
+            info::channel(engine.world(), node.id, "errors"),
+            Some(0.0),
+            "{}",
+            common::console_text(engine.world())
+        );
+    }
 }
 
 #[test]

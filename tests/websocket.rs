@@ -1215,16 +1215,8 @@ fn example_project_talks_to_its_web_server_dat_echo() {
     set(&runner, client, "port", ParValue::Int(port() as i64));
     set(&runner, client, "active", ParValue::Bool(true));
 
-    let received = || {
-        runner
-            .engine
-            .lock()
-            .project()
-            .node_by_name("received")
-            .and_then(|n| n.table.clone())
-            .unwrap()
-            .rows
-    };
+    let received_id = id("received");
+    let received = || common::dat_cells(runner.engine.lock().world(), received_id);
     wait_until("the echo", LONG, || {
         let rows = received();
         rows.iter().any(|r| r[1] == "welcome to /chat")
