@@ -68,7 +68,7 @@ fn main() {
                 .map(|t| t.rows)
                 .unwrap_or_default()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        let deadline = std::time::Instant::now() + Duration::from_mins(10);
         while results().len() < 5 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
