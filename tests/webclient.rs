@@ -295,9 +295,13 @@ def onStart():
     except Exception as e:
         op('log').appendRow(['refused', str(e)])
     c.request('{base}/echo', 'GET')
+    closed = c.request('{base}/slow', 'GET')
+    run(lambda: c.closeConnection(closed), delayMilliSeconds=200)
+    c.request('{base}/echo', 'PUT', uploadFile='upload.txt')
 "
     );
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("upload.txt"), "file contents\n").unwrap();
     let runner = start(dir.path(), "Text", &script, &[]);
     let slow = response(&runner, "1");
     assert_eq!(slow[2], "0");
@@ -306,6 +310,22 @@ def onStart():
     assert_eq!(big[2], "0");
     assert!(big[3].contains("larger than 8388608 bytes"), "{big:?}");
     assert_eq!(response(&runner, "3")[2], "200");
+    // closeConnection ends a request without a response; onDisconnect says so.
+    assert!(common::wait_until(LONG, || {
+        log(&runner)
+            .iter()
+            .any(|r| r[0] == "disconnect" && r[1] == "4")
+    }));
+    assert!(
+        responses(&runner).iter().all(|r| r[1] != "4"),
+        "{:?}",
+        log(&runner)
+    );
+    let upload = echoed(&response(&runner, "5"));
+    assert_eq!(
+        (upload["method"].as_str(), upload["body"].as_str()),
+        (Some("PUT"), Some("file contents\n"))
+    );
     let refused = log(&runner)
         .into_iter()
         .find(|r| r[0] == "refused")
