@@ -4,6 +4,7 @@
 pub mod client;
 pub mod files;
 pub mod http_client;
+pub mod mqtt;
 pub mod nanollm;
 pub mod server;
 pub mod tls;
@@ -46,6 +47,8 @@ pub enum NetEventKind {
     Client(client::ClientEvent),
     /// From one of a Web Client DAT's requests.
     WebClient(http_client::WebClientEvent),
+    /// From an MQTT Client DAT's broker connection.
+    Mqtt(mqtt::MqttEvent),
 }
 
 /// Text shared without copying between the network task, the received-messages table and the

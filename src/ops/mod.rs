@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod execute;
 pub mod fifo;
+pub mod mqtt;
 mod nanollm;
 pub mod table;
 pub mod text;
@@ -30,6 +31,7 @@ fn operator(kind: OpKind) -> &'static dyn Operator {
         OpKind::Channels => &channels::Channels,
         OpKind::Fifo => &fifo::Fifo,
         OpKind::WebClient => &webclient::WebClient,
+        OpKind::Mqtt => &mqtt::MqttClient,
     }
 }
 

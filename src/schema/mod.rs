@@ -14,6 +14,7 @@ pub enum OpKind {
     Channels,
     Fifo,
     WebClient,
+    Mqtt,
 }
 
 /// Typed input pins. A wire into a pin is the same thing as the operator parameter of that name.
@@ -183,6 +184,7 @@ macro_rules! common_pars {
 mod channels;
 mod execute;
 mod fifo;
+mod mqtt;
 mod table;
 mod text;
 mod webclient;
@@ -199,6 +201,7 @@ impl OpKind {
         OpKind::Channels,
         OpKind::Fifo,
         OpKind::WebClient,
+        OpKind::Mqtt,
     ];
 
     /// What the GUI and the console call it.
@@ -212,6 +215,7 @@ impl OpKind {
             OpKind::Channels => "Channels CHOP",
             OpKind::Fifo => "FIFO DAT",
             OpKind::WebClient => "Web Client DAT",
+            OpKind::Mqtt => "MQTT Client DAT",
         }
     }
 
@@ -226,6 +230,7 @@ impl OpKind {
             OpKind::Channels => "channelsCHOP",
             OpKind::Fifo => "fifoDAT",
             OpKind::WebClient => "webclientDAT",
+            OpKind::Mqtt => "mqttclientDAT",
         }
     }
 
@@ -240,6 +245,7 @@ impl OpKind {
             OpKind::Channels => "channels",
             OpKind::Fifo => "fifo",
             OpKind::WebClient => "webclient",
+            OpKind::Mqtt => "mqttclient",
         }
     }
 
@@ -257,6 +263,7 @@ impl OpKind {
             OpKind::Channels => channels::PARAMS,
             OpKind::Fifo => fifo::PARAMS,
             OpKind::WebClient => webclient::PARAMS,
+            OpKind::Mqtt => mqtt::PARAMS,
         }
     }
 
@@ -277,7 +284,7 @@ impl OpKind {
 
     pub fn inputs(self) -> &'static [Input] {
         match self {
-            OpKind::WebServer => &[Input::Callbacks],
+            OpKind::WebServer | OpKind::Mqtt => &[Input::Callbacks],
             OpKind::WebSocket => &[Input::Callbacks, Input::Headers],
             OpKind::Table | OpKind::Channels => &[Input::Source],
             OpKind::WebClient => &[Input::Headers, Input::Data, Input::Callbacks],

@@ -507,6 +507,7 @@ fn describe(kind: OpKind) -> &'static str {
         OpKind::Channels => "Numeric channels from JSON messages in a DAT",
         OpKind::Fifo => "A table that keeps the last rows appended by scripts",
         OpKind::WebClient => "HTTP client; responses to callbacks and output",
+        OpKind::Mqtt => "MQTT client of a broker; messages in a table",
     }
 }
 

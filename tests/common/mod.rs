@@ -225,8 +225,8 @@ pub fn ws_server_sending(rt: &tokio::runtime::Runtime, count: usize) -> u16 {
     port
 }
 
-/// A CA, and a server configuration whose certificate (for 127.0.0.1) that CA signed.
-pub fn test_pki() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+/// A CA (PEM), and a certificate for 127.0.0.1 that CA signed with its key (PEM, PKCS#8).
+pub fn test_pki_pem() -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -240,14 +240,22 @@ pub fn test_pki() -> (String, std::sync::Arc<rustls::ServerConfig>) {
         .unwrap()
         .signed_by(&leaf_key, &issuer)
         .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    (ca_cert.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
+
+/// A CA, and a server configuration whose certificate (for 127.0.0.1) that CA signed.
+pub fn test_pki() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rustls::pki_types::pem::PemObject;
+    let (ca_pem, cert_pem, key_pem) = test_pki_pem();
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
+    .with_single_cert(vec![cert], key)
     .unwrap();
-    (ca_cert.pem(), std::sync::Arc::new(config))
+    (ca_pem, std::sync::Arc::new(config))
 }

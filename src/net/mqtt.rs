@@ -1,0 +1,398 @@
+//! The MQTT Client DAT's connection: a rumqttc (MQTT 3.1.1) event loop on the tokio runtime,
+//! reconnecting with backoff, taking the engine's publishes and subscriptions over a bounded
+//! channel and reporting what happens as [`NetEvent`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS,
+    SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::client::Backoff;
+use super::{NetEvent, NetEventKind, NetTasks};
+use crate::project::NodeId;
+
+/// Requests the engine may queue before `publish()` reports the queue full (they wait there
+/// while the broker is away, and go out when it is back).
+pub const COMMAND_QUEUE_CAPACITY: usize = 1024;
+/// Requests rumqttc itself buffers between our task and its event loop.
+const CLIENT_CAPACITY: usize = 64;
+/// A connection that stayed up this long starts the next backoff from the shortest delay.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Where and how to connect, built by the operator from its parameters.
+#[derive(Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    /// For `ssl://` addresses.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub client_id: String,
+    pub keep_alive_s: u64,
+    pub max_inflight: u16,
+    pub clean_session: bool,
+    pub credentials: Option<(String, String)>,
+    pub max_packet_bytes: usize,
+}
+
+// Credentials stay out of debug output.
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine asks of the connection.
+#[derive(Debug)]
+pub enum MqttCommand {
+    Publish {
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    },
+    Subscribe(Vec<(String, QoS)>),
+    Unsubscribe(Vec<String>),
+}
+
+/// What the connection reports.
+#[derive(Debug)]
+pub enum MqttEvent {
+    Connecting {
+        attempt: u32,
+    },
+    Connected {
+        session_present: bool,
+    },
+    /// An attempt failed (refused, unreachable, bad credentials, TLS).
+    ConnectFailed {
+        error: String,
+    },
+    /// An established connection dropped.
+    ConnectionLost {
+        error: String,
+    },
+    Retrying {
+        delay_ms: u64,
+    },
+    Message {
+        topic: String,
+        payload: Bytes,
+        qos: u8,
+        retained: bool,
+        dup: bool,
+    },
+    /// The broker has a publish: sent (QoS 0), acknowledged (QoS 1) or completed (QoS 2).
+    Published {
+        topic: String,
+    },
+    Subscribed {
+        /// Why the broker refused one of the topics, if it did.
+        failure: Option<String>,
+    },
+    Unsubscribed,
+}
+
+/// The engine's end: commands in, the task stops when it is dropped.
+#[derive(Debug)]
+pub struct MqttHandle {
+    commands: mpsc::Sender<MqttCommand>,
+    cancel: CancellationToken,
+}
+
+impl MqttHandle {
+    /// Queues a command without waiting; `Err` with the command when the queue is full.
+    pub fn try_send(&self, command: MqttCommand) -> Result<(), MqttCommand> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+        })
+    }
+
+    /// Requests queued and not yet handed to the connection.
+    pub fn queued(&self) -> usize {
+        COMMAND_QUEUE_CAPACITY - self.commands.capacity()
+    }
+}
+
+impl Drop for MqttHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+pub fn qos(level: i64) -> Result<QoS, String> {
+    match level {
+        0 => Ok(QoS::AtMostOnce),
+        1 => Ok(QoS::AtLeastOnce),
+        2 => Ok(QoS::ExactlyOnce),
+        other => Err(format!("QoS is 0, 1 or 2, not {other}")),
+    }
+}
+
+/// Starts the connection task for `node`, tracked by `tasks`; its events carry `run`.
+pub fn spawn(
+    rt: &tokio::runtime::Handle,
+    tasks: &NetTasks,
+    node: NodeId,
+    run: u64,
+    config: &MqttConfig,
+    events: mpsc::Sender<NetEvent>,
+) -> MqttHandle {
+    let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+    let cancel = tasks.cancel.child_token();
+    let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
+        .set_clean_session(config.clean_session)
+        .set_inflight(config.max_inflight.max(1))
+        .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes);
+    if let Some((user, password)) = &config.credentials {
+        options.set_credentials(user.clone(), password.clone());
+    }
+    if let Some(tls) = &config.tls {
+        options.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
+    }
+    let (client, eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+    // Topics of publishes handed to rumqttc, in order: its event loop reports them in the same
+    // order (`Outgoing::Publish`) with the packet id their acknowledgement will carry.
+    let sent_topics = Arc::new(Mutex::new(VecDeque::new()));
+    tasks.tracker.spawn_on(
+        forward(client, commands, sent_topics.clone(), cancel.clone()),
+        rt,
+    );
+    let task = Task {
+        node,
+        run,
+        events,
+        sent_topics,
+        awaiting_ack: HashMap::new(),
+    };
+    tasks
+        .tracker
+        .spawn_on(task.run(eventloop, cancel.clone()), rt);
+    MqttHandle {
+        commands: commands_tx,
+        cancel,
+    }
+}
+
+/// Hands the engine's commands to rumqttc, waiting for room (its channel is bounded).
+async fn forward(
+    client: AsyncClient,
+    mut commands: mpsc::Receiver<MqttCommand>,
+    sent_topics: Arc<Mutex<VecDeque<(String, QoS)>>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            () = cancel.cancelled() => None,
+        };
+        let Some(command) = command else {
+            let _ = client.try_disconnect();
+            return;
+        };
+        let sent = match command {
+            MqttCommand::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => {
+                sent_topics.lock().push_back((topic.clone(), qos));
+                client.publish_bytes(topic, qos, retain, payload).await
+            }
+            MqttCommand::Subscribe(topics) => {
+                client
+                    .subscribe_many(
+                        topics
+                            .into_iter()
+                            .map(|(path, qos)| rumqttc::SubscribeFilter::new(path, qos)),
+                    )
+                    .await
+            }
+            MqttCommand::Unsubscribe(topics) => {
+                let mut result = Ok(());
+                for topic in topics {
+                    result = result.and(client.unsubscribe(topic).await);
+                }
+                result
+            }
+        };
+        if sent.is_err() {
+            // The event loop is gone: the node is stopping.
+            return;
+        }
+    }
+}
+
+struct Task {
+    node: NodeId,
+    run: u64,
+    events: mpsc::Sender<NetEvent>,
+    sent_topics: Arc<Mutex<VecDeque<(String, QoS)>>>,
+    /// Packet id → topic of publishes waiting for PUBACK (QoS 1) or PUBCOMP (QoS 2).
+    awaiting_ack: HashMap<u16, String>,
+}
+
+/// The engine stopped listening: the task ends.
+struct Gone;
+
+impl Task {
+    async fn emit(&self, event: MqttEvent) -> Result<(), Gone> {
+        self.events
+            .send(NetEvent {
+                node: self.node,
+                run: self.run,
+                kind: NetEventKind::Mqtt(event),
+            })
+            .await
+            .map_err(|_| Gone)
+    }
+
+    async fn run(mut self, mut eventloop: EventLoop, cancel: CancellationToken) {
+        let backoff = Backoff::DEFAULT;
+        let mut retry = 0;
+        let mut attempt = 1;
+        let mut connected_at: Option<tokio::time::Instant> = None;
+        if self.emit(MqttEvent::Connecting { attempt }).await.is_err() {
+            return;
+        }
+        loop {
+            let polled = tokio::select! {
+                polled = eventloop.poll() => polled,
+                () = cancel.cancelled() => {
+                    // Let the DISCONNECT the forwarder queued go out, briefly.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        while let Ok(event) = eventloop.poll().await {
+                            if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                    return;
+                }
+            };
+            let handled = match polled {
+                Ok(event) => self.handle(event, &mut connected_at).await,
+                Err(error) => {
+                    let error = describe(&error);
+                    let event = match connected_at.take() {
+                        Some(since) => {
+                            if since.elapsed() >= STABLE_AFTER {
+                                retry = 0;
+                            }
+                            MqttEvent::ConnectionLost { error }
+                        }
+                        None => MqttEvent::ConnectFailed { error },
+                    };
+                    if self.emit(event).await.is_err() {
+                        return;
+                    }
+                    let delay_ms = backoff.delay_ms(retry, fastrand::f64());
+                    retry += 1;
+                    attempt += 1;
+                    if self.emit(MqttEvent::Retrying { delay_ms }).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+                        () = cancel.cancelled() => return,
+                    }
+                    self.emit(MqttEvent::Connecting { attempt }).await
+                }
+            };
+            if handled.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        event: Event,
+        connected_at: &mut Option<tokio::time::Instant>,
+    ) -> Result<(), Gone> {
+        match event {
+            Event::Incoming(Incoming::ConnAck(ack)) => {
+                *connected_at = Some(tokio::time::Instant::now());
+                self.emit(MqttEvent::Connected {
+                    session_present: ack.session_present,
+                })
+                .await
+            }
+            Event::Incoming(Incoming::Publish(publish)) => {
+                self.emit(MqttEvent::Message {
+                    topic: publish.topic,
+                    payload: publish.payload,
+                    qos: publish.qos as u8,
+                    retained: publish.retain,
+                    dup: publish.dup,
+                })
+                .await
+            }
+            // A publish resent after a reconnect (same packet id) was counted when first sent.
+            Event::Outgoing(Outgoing::Publish(pkid)) if self.awaiting_ack.contains_key(&pkid) => {
+                Ok(())
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let sent = self.sent_topics.lock().pop_front();
+                match sent {
+                    Some((topic, QoS::AtMostOnce)) => {
+                        self.emit(MqttEvent::Published { topic }).await
+                    }
+                    Some((topic, _)) => {
+                        self.awaiting_ack.insert(pkid, topic);
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => self.acknowledged(ack.pkid).await,
+            Event::Incoming(Incoming::PubComp(comp)) => self.acknowledged(comp.pkid).await,
+            Event::Incoming(Incoming::SubAck(ack)) => {
+                let failure = ack
+                    .return_codes
+                    .iter()
+                    .any(|code| matches!(code, SubscribeReasonCode::Failure))
+                    .then(|| "the broker refused the subscription".to_string());
+                self.emit(MqttEvent::Subscribed { failure }).await
+            }
+            Event::Incoming(Incoming::UnsubAck(_)) => self.emit(MqttEvent::Unsubscribed).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn acknowledged(&mut self, pkid: u16) -> Result<(), Gone> {
+        match self.awaiting_ack.remove(&pkid) {
+            Some(topic) => self.emit(MqttEvent::Published { topic }).await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => {
+            format!("the broker refused the connection: {code:?}")
+        }
+        ConnectionError::Io(io) => match io.get_ref() {
+            Some(inner) => inner.to_string(),
+            None => io.to_string(),
+        },
+        other => other.to_string(),
+    }
+}

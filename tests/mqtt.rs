@@ -1,0 +1,377 @@
+//! MQTT Client DAT against a real Mosquitto that each test starts on a free port with a config
+//! file it writes (never the system service): publish and subscribe at QoS 0/1/2, retained
+//! messages, a refused password, a broker restart with a persistent session, TLS with a test CA.
+// The broker runs as a child process; tests wait on it from their own threads.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod common;
+
+use datpatch::engine::{Badge, Command, Value, info};
+use datpatch::project::{NodeId, ParValue, load_str};
+use datpatch::runner::Runner;
+
+const MQ: NodeId = NodeId(1);
+const LONG: Duration = Duration::from_secs(20);
+
+/// Mosquitto on 127.0.0.1:`port` with `extra` config lines, its data in `dir`.
+struct Mosquitto {
+    child: Option<common::KillOnDrop>,
+    port: u16,
+    config: PathBuf,
+}
+
+fn mosquitto_binary() -> Option<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Mosquitto {
+    /// `None` (and a note) when Mosquitto is not installed outside CI; CI installs it.
+    fn start(dir: &Path, extra: &str) -> Option<Mosquitto> {
+        if mosquitto_binary().is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Mosquitto is missing on CI"
+            );
+            eprintln!("skipping: Mosquitto is not installed (apt-get install mosquitto)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Started as root, Mosquitto drops to its own user: its data folder must be writable.
+        let data = dir.join("mosquitto-data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n{extra}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut broker = Mosquitto {
+            child: None,
+            port,
+            config,
+        };
+        broker.run();
+        Some(broker)
+    }
+
+    /// (Re)starts the broker process and waits until it accepts connections.
+    fn run(&mut self) {
+        let child = std::process::Command::new(mosquitto_binary().unwrap())
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(common::KillOnDrop(child));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        assert!(
+            common::wait_until(LONG, || std::net::TcpStream::connect(addr).is_ok()),
+            "mosquitto did not start"
+        );
+    }
+
+    /// Stops it with SIGTERM, so it saves its persistent sessions, and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(child.0.id().to_string())
+                .status();
+            let _ = child.0.wait();
+        }
+    }
+}
+
+const CALLBACKS: &str = r"
+def log(*cells):
+    op('log').appendRow([str(c) for c in cells])
+
+def onConnect(dat):
+    log('connect')
+    dat.subscribe(['test/#', 'retained/#'], qos=2)
+
+def onConnectFailure(dat, msg):
+    log('connect_failure', msg)
+
+def onConnectionLost(dat, msg):
+    log('lost', msg)
+
+def onSubscribe(dat):
+    log('subscribed', dat.isConnected)
+
+def onPublish(dat, topic):
+    log('published', topic)
+
+def onMessage(dat, topic, payload, qos, retained, dup):
+    log('message', topic, payload.decode(), qos, retained, type(payload).__name__)
+
+def pub(topic, payload, qos, retain):
+    op('mq').publish(topic, payload, qos=qos, retain=retain)
+";
+
+fn start(dir: &Path, address: &str, pars: &[(&str, ParValue)]) -> Runner {
+    let text = format!(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "mq", kind: Mqtt, params: {{"netaddress": {address:?}}}),
+        (id: 2, name: "mq_callbacks", kind: Text, text: {CALLBACKS:?}),
+        (id: 3, name: "log", kind: Table),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"#
+    );
+    let mut project = load_str(&text, Path::new("mqtt-test.ron")).unwrap();
+    let mq = project.node_mut(MQ).unwrap();
+    for (token, value) in pars {
+        mq.params.insert((*token).to_string(), value.clone());
+    }
+    Runner::start(project, dir, None).unwrap()
+}
+
+fn log(runner: &Runner) -> Vec<Vec<String>> {
+    let engine = runner.engine.lock();
+    engine
+        .project()
+        .node_by_name("log")
+        .and_then(|n| n.table.clone())
+        .map(|t| t.rows)
+        .unwrap_or_default()
+}
+
+fn logged(runner: &Runner, kind: &str) -> Vec<Vec<String>> {
+    log(runner).into_iter().filter(|r| r[0] == kind).collect()
+}
+
+fn wait_logged(runner: &Runner, kind: &str, count: usize) {
+    assert!(
+        common::wait_until(LONG, || logged(runner, kind).len() >= count),
+        "waiting for {count} {kind}: {:?}\n{}",
+        log(runner),
+        common::console_text(runner.engine.lock().world())
+    );
+}
+
+fn publish(runner: &Runner, topic: &str, payload: &str, qos: i64, retain: bool) {
+    let outcome = runner.engine.lock().call(
+        MQ,
+        "pub",
+        vec![
+            topic.into(),
+            payload.into(),
+            Value::Int(qos),
+            Value::Bool(retain),
+        ],
+    );
+    assert!(
+        matches!(outcome, datpatch::engine::CallOutcome::Done(_)),
+        "{outcome:?}"
+    );
+}
+
+fn set(runner: &Runner, token: &str, value: ParValue) {
+    runner
+        .engine
+        .lock()
+        .apply(Command::SetParam {
+            id: MQ,
+            token: token.into(),
+            value,
+        })
+        .unwrap();
+}
+
+fn channel(runner: &Runner, name: &str) -> f64 {
+    info::channel(runner.engine.lock().world(), MQ, name).unwrap()
+}
+
+#[test]
+fn publishes_at_each_qos_reach_the_subscription_and_retained_messages_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start(dir.path(), "allow_anonymous true") else {
+        return;
+    };
+    let runner = start(
+        dir.path(),
+        &format!("tcp://127.0.0.1:{}", broker.port),
+        &[("bytes", ParValue::Bool(true))],
+    );
+    wait_logged(&runner, "subscribed", 1);
+    assert_eq!(logged(&runner, "subscribed")[0][1], "True");
+    for qos in 0..3 {
+        publish(
+            &runner,
+            &format!("test/q{qos}"),
+            &format!("payload {qos}"),
+            qos,
+            false,
+        );
+    }
+    wait_logged(&runner, "message", 3);
+    let mut messages = logged(&runner, "message");
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            ["message", "test/q0", "payload 0", "0", "False", "bytes"],
+            ["message", "test/q1", "payload 1", "1", "False", "bytes"],
+            ["message", "test/q2", "payload 2", "2", "False", "bytes"],
+        ]
+    );
+    wait_logged(&runner, "published", 3);
+    let table = common::dat_cells(runner.engine.lock().world(), MQ);
+    assert_eq!(
+        table[0],
+        ["topic", "payload", "qos", "retained", "time", "bytes"]
+    );
+    assert_eq!(table.len(), 4);
+    let q0 = table.iter().find(|r| r[0] == "test/q0").unwrap();
+    assert_eq!(q0[5], "70 61 79 6c 6f 61 64 20 30");
+    assert_eq!(channel(&runner, "messages_in"), 3.0);
+    assert_eq!(channel(&runner, "connected"), 1.0);
+
+    // A retained message reaches a subscription made after it was published.
+    publish(&runner, "retained/state", "on", 1, true);
+    wait_logged(&runner, "message", 4);
+    runner
+        .engine
+        .lock()
+        .apply(Command::Pulse {
+            id: MQ,
+            token: "reconnect".into(),
+        })
+        .unwrap();
+    wait_logged(&runner, "connect", 2);
+    wait_logged(&runner, "message", 5);
+    let last = logged(&runner, "message").pop().unwrap();
+    assert_eq!(last[1..5], ["retained/state", "on", "1", "True"]);
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_reported_and_the_right_one_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwords");
+    if mosquitto_binary().is_some() {
+        let made = std::process::Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwords)
+            .args(["datpatch", "s3cret"])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let extra = format!(
+        "allow_anonymous false\npassword_file {}",
+        passwords.display()
+    );
+    let Some(broker) = Mosquitto::start(dir.path(), &extra) else {
+        return;
+    };
+    let runner = start(
+        dir.path(),
+        &format!("tcp://127.0.0.1:{}", broker.port),
+        &[
+            ("username", ParValue::Str("datpatch".into())),
+            ("password", ParValue::Str("wrong".into())),
+        ],
+    );
+    wait_logged(&runner, "connect_failure", 1);
+    let failure = &logged(&runner, "connect_failure")[0][1];
+    assert!(failure.contains("refused"), "{failure}");
+    let console = common::console_text(runner.engine.lock().world());
+    assert!(
+        console.contains("could not connect to 127.0.0.1:"),
+        "{console}"
+    );
+    assert!(channel(&runner, "warnings") >= 1.0);
+    assert_ne!(runner.engine.lock().world().badge(MQ), Badge::Connected);
+
+    set(&runner, "password", ParValue::Str("s3cret".into()));
+    wait_logged(&runner, "subscribed", 1);
+    assert_eq!(runner.engine.lock().world().badge(MQ), Badge::Connected);
+}
+
+#[test]
+fn a_broker_restart_reconnects_resubscribes_and_delivers_what_was_published_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Mosquitto::start(dir.path(), "allow_anonymous true") else {
+        return;
+    };
+    let runner = start(
+        dir.path(),
+        &format!("tcp://127.0.0.1:{}", broker.port),
+        &[
+            ("specifyid", ParValue::Bool(true)),
+            ("usercid", ParValue::Str("datpatch-restart-test".into())),
+            ("cleansession", ParValue::Bool(false)),
+            ("keepalive", ParValue::Int(2)),
+        ],
+    );
+    wait_logged(&runner, "subscribed", 1);
+    publish(&runner, "test/before", "1", 1, false);
+    wait_logged(&runner, "message", 1);
+
+    broker.stop();
+    wait_logged(&runner, "lost", 1);
+    // Published while the broker is away: queued, then delivered once it is back.
+    for i in 0..5 {
+        publish(&runner, "test/meanwhile", &i.to_string(), 1, false);
+    }
+    broker.run();
+    wait_logged(&runner, "connect", 2);
+    wait_logged(&runner, "message", 6);
+    let meanwhile: Vec<String> = logged(&runner, "message")
+        .into_iter()
+        .filter(|r| r[1] == "test/meanwhile")
+        .map(|r| r[2].clone())
+        .collect();
+    assert_eq!(meanwhile, ["0", "1", "2", "3", "4"]);
+    assert!(channel(&runner, "reconnects") >= 1.0);
+    let console = common::console_text(runner.engine.lock().world());
+    assert!(console.contains("session resumed"), "{console}");
+}
+
+#[test]
+fn tls_needs_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::test_pki_pem();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let extra = format!(
+        "allow_anonymous true\ncertfile {0}/cert.pem\nkeyfile {0}/key.pem",
+        dir.path().display()
+    );
+    let Some(broker) = Mosquitto::start(dir.path(), &extra) else {
+        return;
+    };
+    let runner = start(dir.path(), &format!("ssl://127.0.0.1:{}", broker.port), &[]);
+    wait_logged(&runner, "connect_failure", 1);
+    let failure = &logged(&runner, "connect_failure")[0][1];
+    assert!(failure.to_lowercase().contains("certificate"), "{failure}");
+
+    set(&runner, "cafile", ParValue::Str("ca.pem".into()));
+    wait_logged(&runner, "subscribed", 1);
+    publish(&runner, "test/secure", "over TLS", 2, false);
+    wait_logged(&runner, "message", 1);
+    assert_eq!(
+        logged(&runner, "message")[0][1..3],
+        ["test/secure", "over TLS"]
+    );
+}
