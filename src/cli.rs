@@ -32,6 +32,11 @@ pub enum Cmd {
         /// so that a service manager learns of it).
         #[arg(long)]
         keep_going: bool,
+        /// Serve every node's info channels and the process's figures at
+        /// http://ADDR/metrics in the Prometheus text format (e.g. `--metrics 127.0.0.1:9100`;
+        /// port 0 picks a free one).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Validate a project file; exits non-zero with the error (file:line:column) if it is bad.
     Check {
@@ -59,7 +64,8 @@ pub fn main() -> ExitCode {
             project,
             overrides,
             keep_going,
-        }) => crate::headless::run(&project, &overrides, keep_going),
+            metrics,
+        }) => crate::headless::run(&project, &overrides, keep_going, metrics),
         Some(Cmd::Check { project, write }) => check(&project, write),
         None => crate::ui::run(cli.project.unwrap_or_else(default_project)),
     };

@@ -10,7 +10,12 @@ use crate::schema::OpKind;
 /// that its servers listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn run(path: &Path, overrides: &[(String, String)], keep_going: bool) -> Result<(), String> {
+pub fn run(
+    path: &Path,
+    overrides: &[(String, String)],
+    keep_going: bool,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
     let signal_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -31,6 +36,18 @@ pub fn run(path: &Path, overrides: &[(String, String)], keep_going: bool) -> Res
         return Err(format!(
             "{failed}; stopping (pass --keep-going to run without it)"
         ));
+    }
+    if let Some(addr) = metrics {
+        let Some(rt) = runner.runtime().cloned() else {
+            return Err("the project's runtime is gone".into());
+        };
+        match rt.block_on(crate::metrics::serve(addr, runner.engine.clone())) {
+            Ok(bound) => eprintln!("datpatch: metrics on http://{bound}/metrics"),
+            Err(error) => {
+                runner.stop();
+                return Err(error);
+            }
+        }
     }
     eprintln!(
         "datpatch: running {} (Ctrl+C or SIGTERM stops)",

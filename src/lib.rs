@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod cli;
 pub mod engine;
 pub mod headless;
+pub mod metrics;
 pub mod net;
 pub mod ops;
 pub mod project;

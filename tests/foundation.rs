@@ -968,3 +968,107 @@ fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
     engine.cook_frame();
     assert_eq!(error_line(&engine), None, "{}", dump(&engine));
 }
+
+/// `datpatch run --metrics`: the scrape parses as Prometheus text, names every node's info
+/// channels with node and type labels, carries the process figures, and a counter rises with
+/// traffic.
+#[test]
+fn headless_run_serves_info_channels_as_prometheus_metrics() {
+    let (_child, lines) = spawn_datpatch([
+        "run".to_string(),
+        projects_dir().join("pubsub.ron").display().to_string(),
+        "--set".to_string(),
+        "relay.port=0".to_string(),
+        "--metrics".to_string(),
+        "127.0.0.1:0".to_string(),
+    ]);
+    let mut metrics_addr = None;
+    let mut relay_port = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (metrics_addr.is_none() || relay_port.is_none()) && Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(20)) else {
+            break;
+        };
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            metrics_addr = rest.split('/').next().map(str::to_string);
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            relay_port = rest
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok());
+        }
+    }
+    let metrics_addr: std::net::SocketAddr =
+        metrics_addr.expect("no metrics line").parse().unwrap();
+    let relay = std::net::SocketAddr::from(([127, 0, 0, 1], relay_port.expect("no relay port")));
+    let scrape = || {
+        let answer = common::http(metrics_addr, "GET", "/metrics", &[], b"");
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer
+                .header("content-type")
+                .unwrap()
+                .contains("openmetrics-text")
+        );
+        let text = answer.text();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+    };
+    let value = |scrape: &prometheus_parse::Scrape, metric: &str, node: &str| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("node") == Some(node))
+            .unwrap_or_else(|| panic!("no {metric} for {node}"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{metric} is not a number"),
+        }
+    };
+    let before = scrape();
+    let relay_sample = before
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "datpatch_node_http_requests_total" && s.labels.get("node") == Some("relay")
+        })
+        .expect("the relay's http_requests");
+    assert_eq!(relay_sample.labels.get("type"), Some("webserverDAT"));
+    assert_eq!(
+        value(&before, "datpatch_node_port", "relay"),
+        f64::from(relay.port())
+    );
+    for process in [
+        "datpatch_process_resident_memory_bytes",
+        "datpatch_process_open_fds",
+    ] {
+        let sample = before.samples.iter().find(|s| s.metric == process).unwrap();
+        assert!(
+            matches!(sample.value, prometheus_parse::Value::Gauge(v) if v > 0.0),
+            "{process}"
+        );
+    }
+    assert!(
+        before
+            .samples
+            .iter()
+            .any(|s| s.metric == "datpatch_cook_thread_cpu_seconds_total")
+    );
+    let requests = value(&before, "datpatch_node_http_requests_total", "relay");
+    for _ in 0..3 {
+        common::http(
+            relay,
+            "POST",
+            "/auth/token",
+            &[],
+            br#"{"apiKey": "ak_demo"}"#,
+        );
+    }
+    assert_eq!(
+        value(&scrape(), "datpatch_node_http_requests_total", "relay"),
+        requests + 3.0
+    );
+    assert_eq!(common::http(metrics_addr, "GET", "/", &[], b"").status, 404);
+}

@@ -14,7 +14,11 @@ const LAYERS: &[&[(&str, &[&str])]] = &[
     &[("engine", &[])],  // world, cook loop, console, operator trait, neutral script values
     &[("script", &[])],  // the script host: the only place that names the script language
     &[("ops", &[])],     // one folder per operator
-    &[("runner", &[]), ("headless", &["runner"])],
+    &[
+        ("runner", &[]),
+        ("metrics", &["runner"]),
+        ("headless", &["runner", "metrics"]),
+    ],
     &[("cli", &["ui"]), ("ui", &[])], // ui uses runner, a lower row
 ];
 
