@@ -375,3 +375,195 @@ fn tls_needs_the_ca_file() {
         ["test/secure", "over TLS"]
     );
 }
+
+// ---- The clustered relay example: several `datpatch run` instances on one broker. ----
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One `datpatch run projects/relay_cluster/relay.ron` instance.
+struct Instance {
+    _child: common::KillOnDrop,
+    lines: std::sync::mpsc::Receiver<String>,
+    addr: std::net::SocketAddr,
+}
+
+impl Instance {
+    fn start(broker_port: u16, name: &str) -> Instance {
+        let project =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/relay_cluster/relay.ron");
+        let (child, lines) = common::spawn_datpatch_with_env(
+            [
+                "run".to_string(),
+                project.display().to_string(),
+                "--set".to_string(),
+                "relay.port=0".to_string(),
+            ],
+            &[
+                ("DATPATCH_BROKER", &format!("tcp://127.0.0.1:{broker_port}")),
+                ("DATPATCH_INSTANCE", name),
+                ("DATPATCH_RELAY_SECRET", "cluster secret"),
+            ],
+        );
+        let port = common::listening_port(&lines);
+        let instance = Instance {
+            _child: child,
+            lines,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        instance.wait_line("subscribed to the cluster topics");
+        instance
+    }
+
+    fn wait_line(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + LONG;
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200))
+                && line.contains(needle)
+            {
+                return;
+            }
+        }
+        panic!("no line with {needle:?}");
+    }
+
+    fn token(&self) -> String {
+        let answer = common::http(
+            self.addr,
+            "POST",
+            "/auth/token",
+            &[],
+            br#"{"apiKey": "ak_demo"}"#,
+        );
+        answer.json()["token"].as_str().unwrap().to_string()
+    }
+
+    async fn client(&self, token: &str) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            format!("bearer, {token}").parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "connected");
+        ws
+    }
+}
+
+async fn send_json(ws: &mut Ws, value: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        value.to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(LONG, ws.next())
+            .await
+            .expect("no message in time")
+            .expect("connection ended")
+            .expect("read failed");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// The `d` of the next `count` messages on `ws`.
+async fn received(ws: &mut Ws, count: usize) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let message = next_json(ws).await;
+        if message["type"] == "message" {
+            out.push(message["d"].clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn relay_cluster_instances_share_publishes_and_lose_none_across_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Mosquitto::start(dir.path(), "allow_anonymous true") else {
+        return;
+    };
+    let a = Instance::start(broker.port, "instance-a");
+    let b = Instance::start(broker.port, "instance-b");
+    // A token from instance A is good on B: they share the signing secret.
+    let token = a.token();
+    common::rt().block_on(async {
+        let mut subscriber = b.client(&token).await;
+        let mut local = a.client(&token).await;
+        let mut publisher = a.client(&token).await;
+        for ws in [&mut subscriber, &mut local] {
+            send_json(ws, serde_json::json!({"op": "sub", "ch": "room"})).await;
+            assert_eq!(next_json(ws).await["type"], "sub_ack");
+        }
+        for i in 0..20 {
+            send_json(
+                &mut publisher,
+                serde_json::json!({"op": "pub", "ch": "room", "d": i}),
+            )
+            .await;
+        }
+        let expected: Vec<serde_json::Value> = (0..20).map(serde_json::Value::from).collect();
+        assert_eq!(
+            received(&mut subscriber, 20).await,
+            expected,
+            "on the other instance"
+        );
+        assert_eq!(
+            received(&mut local, 20).await,
+            expected,
+            "on the same instance"
+        );
+
+        // The broker goes away; what is published meanwhile (QoS 1) arrives once it is back.
+        broker.stop();
+        a.wait_line("[bridge] connection to");
+        for i in 20..30 {
+            send_json(
+                &mut publisher,
+                serde_json::json!({"op": "pub", "ch": "room", "d": i}),
+            )
+            .await;
+        }
+        broker.run();
+        let expected: Vec<serde_json::Value> = (20..30).map(serde_json::Value::from).collect();
+        assert_eq!(
+            received(&mut subscriber, 10).await,
+            expected,
+            "after the broker restart"
+        );
+    });
+
+    // Instance B is killed and started again: its clients come back and receive from A.
+    drop(b);
+    let b = Instance::start(broker.port, "instance-b");
+    common::rt().block_on(async {
+        let mut subscriber = b.client(&token).await;
+        let mut publisher = a.client(&token).await;
+        send_json(
+            &mut subscriber,
+            serde_json::json!({"op": "sub", "ch": "room"}),
+        )
+        .await;
+        assert_eq!(next_json(&mut subscriber).await["type"], "sub_ack");
+        send_json(
+            &mut publisher,
+            serde_json::json!({"op": "pub", "ch": "room", "d": "again"}),
+        )
+        .await;
+        assert_eq!(
+            received(&mut subscriber, 1).await,
+            [serde_json::json!("again")]
+        );
+    });
+}
