@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,8 +21,10 @@ use super::{NetEvent, NetEventKind, NetTasks};
 use crate::project::NodeId;
 
 /// Requests the engine may queue before `publish()` reports the queue full (they wait there
-/// while the broker is away, and go out when it is back).
-pub const COMMAND_QUEUE_CAPACITY: usize = 1024;
+/// while the broker is away, and go out when it is back), and the payload bytes they may hold:
+/// a burst of small messages fits, a flood of large ones is bounded in memory.
+pub const COMMAND_QUEUE_CAPACITY: usize = 65_536;
+pub const COMMAND_QUEUE_BYTES: usize = 16 << 20;
 /// Requests rumqttc itself buffers between our task and its event loop.
 const CLIENT_CAPACITY: usize = 64;
 /// A connection that stayed up this long starts the next backoff from the shortest delay.
@@ -109,15 +112,36 @@ pub enum MqttEvent {
 #[derive(Debug)]
 pub struct MqttHandle {
     commands: mpsc::Sender<MqttCommand>,
+    /// Payload bytes queued and not yet handed to rumqttc.
+    queued_bytes: Arc<AtomicUsize>,
     cancel: CancellationToken,
 }
 
+impl MqttCommand {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            MqttCommand::Publish { payload, .. } => payload.len(),
+            _ => 0,
+        }
+    }
+}
+
 impl MqttHandle {
-    /// Queues a command without waiting; `Err` with the command when the queue is full.
+    /// Queues a command without waiting; `Err` with the command when the queue is full (in
+    /// requests or in bytes).
     pub fn try_send(&self, command: MqttCommand) -> Result<(), MqttCommand> {
-        self.commands.try_send(command).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
-        })
+        let bytes = command.payload_bytes();
+        if bytes > 0 && self.queued_bytes.load(Ordering::Relaxed) + bytes > COMMAND_QUEUE_BYTES {
+            return Err(command);
+        }
+        self.commands
+            .try_send(command)
+            .map(|()| {
+                self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+            })
     }
 
     /// Requests queued and not yet handed to the connection.
@@ -151,6 +175,7 @@ pub fn spawn(
     events: mpsc::Sender<NetEvent>,
 ) -> MqttHandle {
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let cancel = tasks.cancel.child_token();
     let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
     options
@@ -164,12 +189,23 @@ pub fn spawn(
     if let Some(tls) = &config.tls {
         options.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
     }
-    let (client, eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+    let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+    // rumqttc leaves Nagle on: each small publish would wait for the previous one's ACK
+    // (tens of ms on loopback with delayed ACKs).
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     // Topics of publishes handed to rumqttc, in order: its event loop reports them in the same
     // order (`Outgoing::Publish`) with the packet id their acknowledgement will carry.
     let sent_topics = Arc::new(Mutex::new(VecDeque::new()));
     tasks.tracker.spawn_on(
-        forward(client, commands, sent_topics.clone(), cancel.clone()),
+        forward(
+            client,
+            commands,
+            queued_bytes.clone(),
+            sent_topics.clone(),
+            cancel.clone(),
+        ),
         rt,
     );
     let task = Task {
@@ -184,6 +220,7 @@ pub fn spawn(
         .spawn_on(task.run(eventloop, cancel.clone()), rt);
     MqttHandle {
         commands: commands_tx,
+        queued_bytes,
         cancel,
     }
 }
@@ -192,6 +229,7 @@ pub fn spawn(
 async fn forward(
     client: AsyncClient,
     mut commands: mpsc::Receiver<MqttCommand>,
+    queued_bytes: Arc<AtomicUsize>,
     sent_topics: Arc<Mutex<VecDeque<(String, QoS)>>>,
     cancel: CancellationToken,
 ) {
@@ -204,6 +242,7 @@ async fn forward(
             let _ = client.try_disconnect();
             return;
         };
+        queued_bytes.fetch_sub(command.payload_bytes(), Ordering::Relaxed);
         let sent = match command {
             MqttCommand::Publish {
                 topic,

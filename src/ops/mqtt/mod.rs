@@ -327,8 +327,9 @@ fn send(world: &mut World, id: NodeId, method: &str, command: MqttCommand) -> Re
         world.report_warning(
             id,
             format!(
-                "{method}: {} requests wait for the broker already: dropped (reported once until one gets through)",
-                mqtt::COMMAND_QUEUE_CAPACITY
+                "{method}: {} requests or {} MiB wait for the broker already: dropped (reported once until one gets through)",
+                mqtt::COMMAND_QUEUE_CAPACITY,
+                mqtt::COMMAND_QUEUE_BYTES >> 20
             ),
         );
     }
