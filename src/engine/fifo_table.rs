@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+
 use crate::net::{SharedStr, hex_bytes};
 
 /// Heading of the message column (TouchDesigner does not document its names; we chose these).
@@ -13,9 +15,33 @@ pub const BYTES_HEADING: &str = "bytes";
 /// Separates the cells of a record row inside its one string (records mode).
 const CELL_SEPARATOR: char = '\u{1f}';
 
+/// One row: a text message (or a record's joined cells), or a binary message.
+#[derive(Debug, Clone)]
+enum Row {
+    Text(SharedStr),
+    Binary(Bytes),
+}
+
+impl Row {
+    /// The message column: the text, or a binary payload's text when it is UTF-8 (else empty).
+    fn text(&self) -> &str {
+        match self {
+            Row::Text(text) => text.as_str(),
+            Row::Binary(data) => std::str::from_utf8(data).unwrap_or(""),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Row::Text(text) => text.as_bytes(),
+            Row::Binary(data) => data,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FifoTable {
-    rows: VecDeque<SharedStr>,
+    rows: VecDeque<Row>,
     /// Records mode (decoded NanoLLM frames, FIFO DAT rows): one string per row holding the cells
     /// joined by an ASCII unit separator. Off: one message per row.
     records: bool,
@@ -66,6 +92,16 @@ impl FifoTable {
 
     /// Appends a message and returns the index of the row it was written to (heading is row 0).
     pub fn push(&mut self, message: SharedStr) -> usize {
+        self.push_row(Row::Text(message))
+    }
+
+    /// Appends a binary message: its text in the message column when it is UTF-8, its bytes in
+    /// the bytes column. Returns its row index like [`FifoTable::push`].
+    pub fn push_binary(&mut self, data: Bytes) -> usize {
+        self.push_row(Row::Binary(data))
+    }
+
+    fn push_row(&mut self, row: Row) -> usize {
         self.total_pushed += 1;
         if let Some(max) = self.max_lines {
             if max == 0 {
@@ -77,7 +113,7 @@ impl FifoTable {
                 self.dropped += 1;
             }
         }
-        self.rows.push_back(message);
+        self.rows.push_back(row);
         self.rows.len() - 1 + self.first_row()
     }
 
@@ -183,9 +219,12 @@ impl FifoTable {
 
     /// The message text of row `row` (row 0 is the heading, if there is one).
     pub fn message(&self, row: usize) -> Option<&str> {
+        self.row(row).map(Row::text)
+    }
+
+    fn row(&self, row: usize) -> Option<&Row> {
         row.checked_sub(self.first_row())
             .and_then(|i| self.rows.get(i))
-            .map(tokio_tungstenite::tungstenite::Utf8Bytes::as_str)
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Option<String> {
@@ -215,11 +254,11 @@ impl FifoTable {
                 .to_string(),
             );
         }
-        let message = self.message(row)?;
+        let message = self.row(row)?;
         Some(if col == 0 {
-            message.to_string()
+            message.text().to_string()
         } else {
-            hex_bytes(message.as_bytes())
+            hex_bytes(message.bytes())
         })
     }
 }
@@ -279,6 +318,16 @@ mod tests {
         t.set_records_layout(Some(&["x"]));
         assert_eq!((t.num_rows(), t.num_cols()), (1, 1));
         assert_eq!(t.push_record(&["1".into()]), 1);
+    }
+
+    #[test]
+    fn binary_rows_show_their_text_when_utf8_and_always_their_bytes() {
+        let mut t = FifoTable::new(Some(10), true);
+        assert_eq!(t.push_binary(Bytes::from_static(b"hi")), 1);
+        assert_eq!(t.push_binary(Bytes::from_static(&[0xff, 0x00])), 2);
+        assert_eq!(t.cell(1, 0).as_deref(), Some("hi"));
+        assert_eq!(t.cell(2, 0).as_deref(), Some(""));
+        assert_eq!(t.cell(2, 1).as_deref(), Some("ff 00"));
     }
 
     #[test]

@@ -136,7 +136,13 @@ pub struct ClientConfig {
     pub pong_timeout_ms: u64,
     /// For `wss://`; `None` for plain `ws://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A longer message (or frame) from the server is refused with close code 1009.
+    pub max_message_bytes: usize,
 }
+
+/// A connection that stayed up this long starts the next backoff from the shortest delay; one
+/// that is dropped sooner (a server that accepts and then closes) keeps backing off.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The handshake request for `config`: its URL, headers and subprotocols. A new request (and
 /// so a new `Sec-WebSocket-Key`) is made for every connection; the operator also calls this to
@@ -357,7 +363,7 @@ impl Task {
     }
 
     async fn connect_loop(&mut self) -> Result<(), Gone> {
-        // Failures since the last successful handshake: drives the backoff, reset on success.
+        // Failures since the last connection that stayed up STABLE_AFTER: drives the backoff.
         let mut failures: u32 = 0;
         let mut conn: u64 = 0;
         loop {
@@ -369,9 +375,13 @@ impl Task {
             .await?;
             let end = match self.connect().await? {
                 Ok((ws, protocol)) => {
-                    failures = 0;
+                    let connected_at = Instant::now();
                     self.emit(ClientEvent::Connected { conn, protocol }).await?;
-                    self.session(ws, conn).await?
+                    let end = self.session(ws, conn).await?;
+                    if connected_at.elapsed() >= STABLE_AFTER {
+                        failures = 0;
+                    }
+                    end
                 }
                 Err(error) => End::Failed(error),
             };
@@ -428,7 +438,11 @@ impl Task {
             timeout,
             tokio_tungstenite::connect_async_tls_with_config(
                 request,
-                Some(WebSocketConfig::default()),
+                Some(
+                    WebSocketConfig::default()
+                        .max_message_size(Some(self.config.max_message_bytes))
+                        .max_frame_size(Some(self.config.max_message_bytes)),
+                ),
                 true,
                 connector,
             ),
@@ -527,10 +541,23 @@ impl Task {
                             }
                             Some(Err(error)) => {
                                 // A reset right after the server's close frame is still a close.
-                                break Some(match closing.take() {
-                                    Some((code, reason)) => End::Closed { code, reason },
-                                    None => End::Failed(describe(&error)),
-                                });
+                                if let Some((code, reason)) = closing.take() {
+                                    break Some(End::Closed { code, reason });
+                                }
+                                // A protocol error, bad UTF-8 or a message over the limit: say so
+                                // with a close frame (1002/1007/1009) before hanging up.
+                                if let Some(code) = crate::net::protocol_close_code(&error) {
+                                    let frame = CloseFrame {
+                                        code: code.into(),
+                                        reason: describe(&error).chars().take(120).collect::<String>().into(),
+                                    };
+                                    let _ = tokio::time::timeout(
+                                        Duration::from_secs(1),
+                                        ws.close(Some(frame)),
+                                    )
+                                    .await;
+                                }
+                                break Some(End::Failed(describe(&error)));
                             }
                         };
                         batch_bytes += message.len();
@@ -711,6 +738,7 @@ mod tests {
             ping_interval_ms: 0,
             pong_timeout_ms: 1000,
             tls: None,
+            max_message_bytes: 1 << 20,
         }
     }
 

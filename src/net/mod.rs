@@ -55,6 +55,21 @@ pub enum NetEventKind {
 /// scripts (a reference-counted UTF-8 buffer; cloning it is cheap).
 pub type SharedStr = tokio_tungstenite::tungstenite::Utf8Bytes;
 
+/// The close code that tells the peer why its stream was refused (RFC 6455 §7.4.1): 1009 for a
+/// message over the limit, 1007 for text that is not UTF-8, 1002 for a protocol error; `None`
+/// when the peer is gone and there is no one to tell.
+pub fn protocol_close_code(error: &tokio_tungstenite::tungstenite::Error) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match error {
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        Error::Capacity(_) => Some(1009),
+        Error::Utf8(_) => Some(1007),
+        Error::Protocol(_) => Some(1002),
+        _ => None,
+    }
+}
+
 /// Raw bytes as space-separated lowercase hex pairs (`68 69`).
 pub fn hex_bytes(bytes: &[u8]) -> String {
     use std::fmt::Write;

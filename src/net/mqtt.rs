@@ -16,7 +16,7 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Backoff;
+use super::client::{Backoff, STABLE_AFTER};
 use super::{NetEvent, NetEventKind, NetTasks};
 use crate::project::NodeId;
 
@@ -27,8 +27,6 @@ pub const COMMAND_QUEUE_CAPACITY: usize = 65_536;
 pub const COMMAND_QUEUE_BYTES: usize = 16 << 20;
 /// Requests rumqttc itself buffers between our task and its event loop.
 const CLIENT_CAPACITY: usize = 64;
-/// A connection that stayed up this long starts the next backoff from the shortest delay.
-const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Where and how to connect, built by the operator from its parameters.
 #[derive(Clone)]

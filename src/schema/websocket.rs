@@ -95,6 +95,17 @@ pub const PARAMS: &[ParDef] = &{
             help: "No pong within this time after a ping drops the connection (and reconnects).",
         },
         ParDef {
+            token: "maxmessagebytes",
+            label: "Max Message Size (bytes)",
+            page: CONNECT_PAGE,
+            kind: ParKind::Int {
+                default: 1 << 20,
+                min: 128,
+                max: 256 << 20,
+            },
+            help: "A longer message from the server is refused: the connection is closed with code 1009 (and reconnects).",
+        },
+        ParDef {
             token: "verifycert",
             label: "Verify Certificate",
             page: CONNECT_PAGE,

@@ -454,6 +454,7 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
                 WsMessage::Binary(data) => {
                     rt.messages_in += 1;
                     rt.bytes_in += data.len() as u64;
+                    rt.table.push_binary(data);
                 }
                 WsMessage::Ping(_) | WsMessage::Pong(_) => {}
             }
@@ -478,6 +479,8 @@ fn received(engine: &mut Engine, id: NodeId, messages: Vec<WsMessage>) {
                 let rt = runtime(engine, id);
                 rt.messages_in += 1;
                 rt.bytes_in += data.len() as u64;
+                // In the table too, so nothing a server sends is invisible.
+                rt.table.push_binary(data.clone());
                 engine.call(id, "onReceiveBinary", vec![dat(id), Value::Bytes(data)]);
             }
             WsMessage::Ping(data) => {

@@ -42,6 +42,7 @@ pub struct ConnectSettings {
     pub verify_cert: bool,
     /// The CA file's contents (wss only), so an edited file is picked up on the next reconcile.
     pub ca_pem: Option<Vec<u8>>,
+    pub max_message_bytes: usize,
 }
 
 // Header values and subprotocols often hold tokens: keep them out of debug output.
@@ -88,6 +89,8 @@ impl ConnectSettings {
             pong_timeout_ms: world.par_int(id, "pongtimeout").max(1) as u64,
             verify_cert,
             ca_pem,
+            max_message_bytes: usize::try_from(world.par_int(id, "maxmessagebytes").max(128))
+                .unwrap_or(1 << 20),
         })
     }
 
@@ -110,6 +113,7 @@ impl ConnectSettings {
             ping_interval_ms: self.ping_interval_ms,
             pong_timeout_ms: self.pong_timeout_ms,
             tls,
+            max_message_bytes: self.max_message_bytes,
         };
         // A bad header is a setup error: report it now, not as a failure on every attempt.
         client::build_request(&config)?;
