@@ -34,6 +34,11 @@ pub struct ConsoleLine {
     /// The node's name when the line was logged (it may have been renamed or deleted since).
     pub node_name: String,
     pub text: String,
+    /// Times the same line came again from the same node within a second of the previous one
+    /// (kept here instead of as lines of their own, so a storm cannot flood the console).
+    pub repeats: u64,
+    /// When the last of those repeats came.
+    pub last_repeat_ms: i64,
 }
 
 impl std::fmt::Display for ConsoleLine {
@@ -49,9 +54,16 @@ impl std::fmt::Display for ConsoleLine {
         if !self.node_name.is_empty() {
             write!(f, "[{}] ", self.node_name)?;
         }
-        write!(f, "{}", self.text)
+        write!(f, "{}", self.text)?;
+        if self.repeats > 0 {
+            write!(f, " (and {} more times)", self.repeats)?;
+        }
+        Ok(())
     }
 }
+
+/// Repeats of a line within this long of the previous one are counted on it, not added.
+const REPEAT_WINDOW_MS: i64 = 1000;
 
 /// Keeps the newest `capacity` lines; older ones are dropped first.
 #[derive(Debug)]
@@ -93,13 +105,32 @@ impl Console {
             text.truncate(cut);
             text.push('…');
         }
+        let now_ms = crate::engine::unix_time_ms();
+        let node_id = node.map(|(id, _)| id);
+        if let Some(last) = self.lines.back_mut()
+            && last.node == node_id
+            && last.level == level
+            && last.text == text
+            && now_ms - last.last_repeat_ms.max(last.time_ms) <= REPEAT_WINDOW_MS
+        {
+            last.repeats += 1;
+            last.last_repeat_ms = now_ms;
+            return;
+        }
+        if self.echo_to_stderr
+            && let Some(last) = self.lines.back().filter(|l| l.repeats > 0)
+        {
+            eprintln!("{last}");
+        }
         let line = ConsoleLine {
             seq: self.next_seq,
-            time_ms: crate::engine::unix_time_ms(),
+            time_ms: now_ms,
             level,
             node: node.map(|(id, _)| id),
             node_name: node.map(|(_, n)| n.to_string()).unwrap_or_default(),
             text,
+            repeats: 0,
+            last_repeat_ms: now_ms,
         };
         self.next_seq += 1;
         if self.echo_to_stderr {
@@ -152,6 +183,24 @@ mod tests {
         let texts: Vec<_> = c.since(3).map(|l| l.text.clone()).collect();
         assert_eq!(texts, ["line 3", "line 4"]);
         assert_eq!(c.next_seq(), 5);
+    }
+
+    #[test]
+    fn a_line_repeated_at_once_is_counted_not_added() {
+        let mut c = Console::default();
+        for _ in 0..50_000 {
+            c.log(Level::Warn, Some((NodeId(1), "web")), "client too slow");
+        }
+        c.log(Level::Warn, Some((NodeId(2), "other")), "client too slow");
+        c.log(Level::Warn, Some((NodeId(1), "web")), "client too slow");
+        let lines: Vec<String> = c.lines().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].ends_with("[web] client too slow (and 49999 more times)"),
+            "{lines:?}"
+        );
+        assert!(lines[2].ends_with("[web] client too slow"), "{lines:?}");
+        assert_eq!(c.next_seq(), 3);
     }
 
     #[test]
