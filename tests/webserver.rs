@@ -1065,6 +1065,46 @@ fn static_files_with_304_206_and_traversal_refused() {
     assert_eq!(part.status, 206);
     assert_eq!(part.header("content-range"), Some("bytes 10-19/1000"));
     assert_eq!(part.body, &data[10..20]);
+    // Last-Modified, and the validators that use it.
+    let last_modified = full.header("last-modified").unwrap().to_string();
+    assert!(last_modified.ends_with(" GMT"), "{last_modified}");
+    let unchanged = http(
+        addr,
+        "GET",
+        "/data.bin",
+        &[("If-Modified-Since", &last_modified)],
+        b"",
+    );
+    assert_eq!(unchanged.status, 304);
+    let old_date = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let changed = http(
+        addr,
+        "GET",
+        "/data.bin",
+        &[("If-Modified-Since", old_date)],
+        b"",
+    );
+    assert_eq!((changed.status, changed.body.len()), (200, 1000));
+    // If-Range: a matching validator gets the range, a stale one the whole file.
+    for (validator, status, bytes) in [
+        (etag.as_str(), 206, 10),
+        (last_modified.as_str(), 206, 10),
+        ("\"stale\"", 200, 1000),
+        (old_date, 200, 1000),
+    ] {
+        let answer = http(
+            addr,
+            "GET",
+            "/data.bin",
+            &[("Range", "bytes=10-19"), ("If-Range", validator)],
+            b"",
+        );
+        assert_eq!(
+            (answer.status, answer.body.len()),
+            (status, bytes),
+            "{validator}"
+        );
+    }
     let tail = http(addr, "GET", "/data.bin", &[("Range", "bytes=-5")], b"");
     assert_eq!(tail.body, &data[995..]);
     let beyond = http(addr, "GET", "/data.bin", &[("Range", "bytes=2000-")], b"");

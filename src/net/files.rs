@@ -156,22 +156,43 @@ pub async fn serve_static(
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let etag = format!("\"{len:x}-{modified_ns:x}\"");
+    // HTTP dates have whole seconds: compare modification times at that precision.
+    let modified_s = u64::try_from(modified_ns / 1_000_000_000).unwrap_or(0);
+    let last_modified =
+        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(modified_s));
     let mut out_headers = vec![
         ("Content-Type".to_string(), content_type(&path).to_string()),
         ("ETag".to_string(), etag.clone()),
+        ("Last-Modified".to_string(), last_modified.clone()),
         ("Accept-Ranges".to_string(), "bytes".to_string()),
     ];
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok());
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let not_modified = match header_text(header::IF_NONE_MATCH) {
+        Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        // RFC 9110 §13.1.3: If-Modified-Since counts only without If-None-Match.
+        None => header_text(header::IF_MODIFIED_SINCE)
+            .and_then(|date| httpdate::parse_http_date(date).ok())
+            .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|since| modified_s <= since.as_secs()),
+    };
+    if not_modified {
         return Some(response(
             StatusCode::NOT_MODIFIED,
             out_headers,
             Bytes::new(),
         ));
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    // RFC 9110 §13.1.5: a Range under an If-Range that no longer matches gets the whole file.
+    let range_applies = header_text(header::IF_RANGE).is_none_or(|validator| {
+        let validator = validator.trim();
+        if validator.starts_with('"') {
+            validator == etag
+        } else {
+            validator == last_modified
+        }
+    });
+    let range_header = header_text(header::RANGE).filter(|_| range_applies);
+    let range = match range_header {
         Some(value) => {
             if let Ok(range) = parse_range(value, len) {
                 range
