@@ -713,6 +713,60 @@ def onWebSocketClose(webServerDAT, client):
     assert_eq!(console.matches("closed with 1008").count(), 1, "{console}");
 }
 
+/// A callback slower than its publisher: the messages read but not yet handled stay within
+/// their byte budget (half of Max WebSocket Queue, 2 MiB by default) instead of filling the
+/// engine's 4,096-event queue (40 MB of 10 KiB messages); the publisher waits in TCP instead.
+#[test]
+fn messages_waiting_for_a_slow_callback_are_bounded_in_bytes() {
+    const MESSAGE_BYTES: usize = 10 * 1024;
+    let callbacks = r"
+import time
+
+def onWebSocketReceiveBinary(webServerDAT, client, data):
+    time.sleep(0.002)
+";
+    let server = Server::start_with("\"pinginterval\": 0", callbacks);
+    let rt = rt();
+    rt.block_on(async {
+        let mut publisher = subscribers_one(&server, 1).await;
+        let sender = tokio::spawn(async move {
+            for _ in 0..3000 {
+                if publisher
+                    .feed(Message::binary(vec![7u8; MESSAGE_BYTES]))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = publisher.flush().await;
+            publisher
+        });
+        let mut most_waiting = 0.0f64;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            let (read, handled) = {
+                let engine = server.runner.engine.lock();
+                let world = engine.world();
+                let read: u64 = datpatch::ops::webserver::clients(world, server.web)
+                    .iter()
+                    .map(|c| c.messages_in)
+                    .sum();
+                let handled = info::channel(world, server.web, "messages_in").unwrap_or(0.0);
+                (read as f64, handled)
+            };
+            most_waiting = most_waiting.max(read - handled);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // 2 MiB of budget is about 200 such messages; one more may be read before the wait.
+        assert!(
+            most_waiting > 20.0 && most_waiting <= 210.0,
+            "at most {most_waiting} messages waited for the callback"
+        );
+        sender.abort();
+    });
+}
+
 /// A burst is not a stuck client: 20,000 messages sent unpaced to 50 subscribers through a
 /// Python relay all arrive, in order, and nobody is closed (they were all closed with 1008 when
 /// queues were 1,024 messages and a full one meant "too slow").
@@ -753,8 +807,8 @@ async fn subscribers_one(
 /// closed with 1008 (once, said once), its queue is freed and the others receive everything.
 #[test]
 fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout_and_the_rest_get_everything() {
-    // 200-byte messages: 8 MB in all, far more than the stuck client's socket buffers hold.
-    const MESSAGES: usize = 40_000;
+    // 2,000-byte messages: 10 MB in all, far more than the stuck client's socket buffers hold.
+    const MESSAGES: usize = 5000;
     let server = Server::start_with("\"pinginterval\": 0, \"writetimeout\": 1000", RELAY);
     let rt = rt();
     rt.block_on(async {
@@ -766,7 +820,7 @@ fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout_and_the_res
             .map(|ws| read_in_order(ws, MESSAGES))
             .collect();
         let started = Instant::now();
-        publish(&mut publisher, MESSAGES, 200).await;
+        publish(&mut publisher, MESSAGES, 2000).await;
         let mut open = Vec::new();
         for reader in readers {
             let (received, ws) = reader.await.unwrap();

@@ -54,6 +54,7 @@ pub enum ServerEvent {
         client: String,
         uri: String,
     },
+    /// Give its length back with [`ServerHandle::handled`] once its callback has run.
     WsMessage {
         client: String,
         message: WsMessage,
@@ -228,10 +229,15 @@ fn low_water(limit: usize) -> usize {
 
 /// Whether the server's WebSocket sessions may read the next message: closed while any client's
 /// queue is above its high-water mark, so a burst pushes back on the publishers (their TCP
-/// windows fill) instead of overflowing the queues of subscribers that are merely behind. The
-/// cook thread only flips it, never waits on it.
+/// windows fill) instead of overflowing the queues of subscribers that are merely behind, and
+/// while the messages read but not yet handled by the engine pass their budget (half of Max
+/// WebSocket Queue), so what is already on its way to the callbacks when the room closes fits in
+/// the queues above their high-water marks. The cook thread only flips it, never waits on it.
 struct Room {
     clients_over_high_water: AtomicUsize,
+    /// Bytes (as [`queue_cost`] counts them) of messages read and not yet handled by the engine.
+    unhandled_bytes: AtomicUsize,
+    unhandled_over_budget: AtomicBool,
     open: watch::Sender<bool>,
 }
 
@@ -239,6 +245,8 @@ impl Room {
     fn new() -> Self {
         Self {
             clients_over_high_water: AtomicUsize::new(0),
+            unhandled_bytes: AtomicUsize::new(0),
+            unhandled_over_budget: AtomicBool::new(false),
             open: watch::Sender::new(true),
         }
     }
@@ -253,14 +261,52 @@ impl Room {
         self.update();
     }
 
-    /// Serialized by the watch's lock and reading the count inside it, so the last update after
+    /// A message read, on its way to the engine.
+    fn read(&self, cost: usize, budget: usize) {
+        let after = self.unhandled_bytes.fetch_add(cost, Ordering::SeqCst) + cost;
+        if after > budget && !self.unhandled_over_budget.swap(true, Ordering::SeqCst) {
+            self.update();
+            // The engine may have handled them all meanwhile without seeing the flag.
+            if self.unhandled_bytes.load(Ordering::SeqCst) <= budget / 2 {
+                self.caught_up();
+            }
+        }
+    }
+
+    /// A message handled by the engine (its callback has queued whatever it sends).
+    fn handled(&self, cost: usize, budget: usize) {
+        let before = self
+            .unhandled_bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(cost))
+            })
+            .unwrap_or(0);
+        let after = before.saturating_sub(cost);
+        if after <= budget / 2 {
+            self.caught_up();
+        }
+    }
+
+    fn caught_up(&self) {
+        if self.unhandled_over_budget.swap(false, Ordering::SeqCst) {
+            self.update();
+        }
+    }
+
+    /// Serialized by the watch's lock and reading the state inside it, so the last update after
     /// any change sees that change whatever order two threads' updates run in.
     fn update(&self) {
         self.open.send_if_modified(|open| {
-            let now = self.clients_over_high_water.load(Ordering::SeqCst) == 0;
+            let now = self.clients_over_high_water.load(Ordering::SeqCst) == 0
+                && !self.unhandled_over_budget.load(Ordering::SeqCst);
             std::mem::replace(open, now) != now
         });
     }
+}
+
+/// Messages read and not yet handled may hold this many bytes before the readers wait.
+fn unhandled_budget(max_queue_bytes: usize) -> usize {
+    max_queue_bytes / 2
 }
 
 /// State shared by the listener, its connections and the engine's handle.
@@ -485,6 +531,13 @@ impl ServerHandle {
             }
         }
         report
+    }
+
+    /// The engine has handled a received message of `payload_bytes` (its callback has run):
+    /// it no longer counts against the budget that holds the readers back.
+    pub fn handled(&self, payload_bytes: usize) {
+        let budget = unhandled_budget(self.shared.limits.read().max_queue_bytes);
+        self.shared.room.handled(queue_cost(payload_bytes), budget);
     }
 
     /// Closes `client` with `code` and `reason` (the close handshake runs in its task).

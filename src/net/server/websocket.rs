@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::http::{Body, HttpResponse, ask_engine, request_info, to_hyper};
 use super::{
     ClientCommand, ClientEntry, ClientQueue, ClientStats, Ends, QUEUE_ENTRY_BYTES, ServerEvent,
-    Shared, now_ms, queue_cost,
+    Shared, now_ms, queue_cost, unhandled_budget,
 };
 use crate::net::WsMessage;
 
@@ -334,6 +334,8 @@ where
                 };
                 stats.messages_in.fetch_add(1, Ordering::Relaxed);
                 stats.bytes_in.fetch_add(event.len() as u64, Ordering::Relaxed);
+                let budget = unhandled_budget(shared.limits.read().max_queue_bytes);
+                shared.room.read(queue_cost(event.len()), budget);
                 if !shared.emit(ServerEvent::WsMessage { client: client.clone(), message: event }).await {
                     break;
                 }
