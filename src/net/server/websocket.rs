@@ -369,7 +369,8 @@ where
                 break;
             }
             _ = ping_timer.tick(), if ping_every.is_some() => {
-                if awaiting_pong && !paused.swap(false, Ordering::Relaxed) {
+                let was_paused = paused.swap(false, Ordering::Relaxed);
+                if awaiting_pong && !was_paused {
                     closed = Some((1006, "no pong within the ping interval".into()));
                     break;
                 }
