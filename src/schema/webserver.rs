@@ -177,7 +177,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 600_000,
             },
-            help: "A WebSocket client that takes none of the data waiting for it for this long is closed with 1008.",
+            help: "A WebSocket client that does not take a write (what was queued for it, up to 64 KiB) within this time is closed with 1008.",
         },
         ParDef {
             token: "staticroot",

@@ -89,7 +89,8 @@ pub struct ServerLimits {
     /// Past a quarter of it the server stops reading WebSocket messages until the queue drains;
     /// a message that would take it past the whole is not queued and the client is closed.
     pub max_queue_bytes: usize,
-    /// A WebSocket client that takes none of its queued data for this long is closed with 1008.
+    /// A WebSocket client whose socket does not take one write (a batch of its queue, up to
+    /// 64 KiB, or a ping) within this time is closed with 1008.
     pub write_timeout_ms: u64,
 }
 
