@@ -580,6 +580,274 @@ def onWebSocketReceiveText(webServerDAT, client, data):
     );
 }
 
+const RELAY: &str = r"
+def onWebSocketReceiveText(webServerDAT, client, data):
+    webServerDAT.webSocketBroadcastText(data, exclude=client)
+
+def onWebSocketClose(webServerDAT, client):
+    op('events').appendRow(['close', client])
+";
+
+/// Connects `n` WebSocket clients and waits until the server lists them all (plus `others`).
+async fn subscribers(
+    server: &Server,
+    n: usize,
+    others: usize,
+) -> Vec<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>
+{
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr()))
+            .await
+            .unwrap();
+        clients.push(ws);
+    }
+    let want = (n + others) as f64;
+    assert!(
+        wait_until(Duration::from_secs(20), || server
+            .channel("websocket_connections")
+            == want),
+        "{} connected",
+        server.channel("websocket_connections")
+    );
+    clients
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Each subscriber reads until it has `count` messages or 120 s pass; returns how many came in
+/// order (numbered `m<i> ...`) before the first missing or misplaced one, and the connection
+/// (still open, so closes seen afterwards are the server's).
+fn read_in_order(mut ws: Client, count: usize) -> tokio::task::JoinHandle<(usize, Client)> {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_mins(2);
+        for i in 0..count {
+            let Ok(Some(Ok(Message::Text(text)))) =
+                tokio::time::timeout_at(deadline, ws.next()).await
+            else {
+                return (i, ws);
+            };
+            if !text.starts_with(&format!("m{i} ")) {
+                return (i, ws);
+            }
+        }
+        (count, ws)
+    })
+}
+
+/// A publisher's burst, as fast as the server takes it: `count` messages of 64 bytes.
+async fn publish(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    count: usize,
+    bytes: usize,
+) {
+    for i in 0..count {
+        let mut text = format!("m{i} ");
+        text.extend(std::iter::repeat_n('x', bytes.saturating_sub(text.len())));
+        ws.feed(Message::text(text)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+}
+
+/// A raw client that completes the handshake with a small receive buffer and never reads.
+async fn stuck_client(addr: SocketAddr) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(addr).await.unwrap();
+    let address = stuck.local_addr().unwrap().to_string();
+    stuck
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stuck.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    (stuck, address)
+}
+
+/// One callback queueing 10 MB for a client that does not read cannot wait for room (the cook
+/// thread never waits): past Max WebSocket Queue the sends fail, the client is closed with 1008,
+/// and the console says so once, not once per message.
+#[test]
+fn sends_past_the_queue_limit_fail_and_close_the_client_with_one_warning() {
+    let callbacks = r"
+def onWebSocketReceiveText(webServerDAT, client, data):
+    sent = sum(1 for i in range(10000) if webServerDAT.webSocketSendText(client, 'x' * 1024))
+    op('events').appendRow(['flood', sent])
+
+def onWebSocketClose(webServerDAT, client):
+    op('events').appendRow(['close', client])
+";
+    let server = Server::start_with("\"pinginterval\": 0", callbacks);
+    let rt = rt();
+    let address = rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let (mut stuck, address) = stuck_client(server.addr()).await;
+        // A masked text frame "go".
+        stuck
+            .write_all(&[0x81, 0x82, 1, 2, 3, 4, b'g' ^ 1, b'o' ^ 2])
+            .await
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(20), || server
+            .events()
+            .len()
+            == 2));
+        address
+    });
+    let events = server.events();
+    assert_eq!(events[1], ["close", address.as_str()], "{events:?}");
+    let sent: usize = events[0][1].parse().unwrap();
+    // 4 MiB of queue at 1,088 counted bytes a message, plus what the socket took meanwhile.
+    assert!((3000..10_000).contains(&sent), "{sent} sent");
+    let console = server.console();
+    assert_eq!(console.matches("could not keep up").count(), 1, "{console}");
+    assert_eq!(console.matches("closed with 1008").count(), 1, "{console}");
+}
+
+/// A callback slower than its publisher: the messages read but not yet handled stay within
+/// their byte budget (half of Max WebSocket Queue, 2 MiB by default) instead of filling the
+/// engine's 4,096-event queue (40 MB of 10 KiB messages); the publisher waits in TCP instead.
+#[test]
+fn messages_waiting_for_a_slow_callback_are_bounded_in_bytes() {
+    const MESSAGE_BYTES: usize = 10 * 1024;
+    let callbacks = r"
+import time
+
+def onWebSocketReceiveBinary(webServerDAT, client, data):
+    time.sleep(0.002)
+";
+    let server = Server::start_with("\"pinginterval\": 0", callbacks);
+    let rt = rt();
+    rt.block_on(async {
+        let mut publisher = subscribers_one(&server, 1).await;
+        let sender = tokio::spawn(async move {
+            for _ in 0..3000 {
+                if publisher
+                    .feed(Message::binary(vec![7u8; MESSAGE_BYTES]))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = publisher.flush().await;
+            publisher
+        });
+        let mut most_waiting = 0.0f64;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            let (read, handled) = {
+                let engine = server.runner.engine.lock();
+                let world = engine.world();
+                let read: u64 = datpatch::ops::webserver::clients(world, server.web)
+                    .iter()
+                    .map(|c| c.messages_in)
+                    .sum();
+                let handled = info::channel(world, server.web, "messages_in").unwrap_or(0.0);
+                (read as f64, handled)
+            };
+            most_waiting = most_waiting.max(read - handled);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // 2 MiB of budget is about 200 such messages; one more may be read before the wait.
+        assert!(
+            most_waiting > 20.0 && most_waiting <= 210.0,
+            "at most {most_waiting} messages waited for the callback"
+        );
+        sender.abort();
+    });
+}
+
+/// A burst is not a stuck client: 20,000 messages sent unpaced to 50 subscribers through a
+/// Python relay all arrive, in order, and nobody is closed (they were all closed with 1008 when
+/// queues were 1,024 messages and a full one meant "too slow").
+#[test]
+fn a_burst_of_20000_messages_reaches_50_subscribers_in_order_and_closes_nobody() {
+    const MESSAGES: usize = 20_000;
+    let server = Server::start_with("\"pinginterval\": 0", RELAY);
+    let rt = rt();
+    rt.block_on(async {
+        let subscribers = subscribers(&server, 50, 0).await;
+        let mut publisher = subscribers_one(&server, 51).await;
+        let readers: Vec<_> = subscribers
+            .into_iter()
+            .map(|ws| read_in_order(ws, MESSAGES))
+            .collect();
+        publish(&mut publisher, MESSAGES, 64).await;
+        let mut open = Vec::new();
+        for reader in readers {
+            let (received, ws) = reader.await.unwrap();
+            assert_eq!(received, MESSAGES, "{}", server.console());
+            open.push(ws);
+        }
+        assert!(server.events().is_empty(), "{:?}", server.events());
+    });
+    let console = server.console();
+    assert!(!console.contains("1008"), "{console}");
+}
+
+async fn subscribers_one(
+    server: &Server,
+    total: usize,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut one = subscribers(server, 1, total - 1).await;
+    one.remove(0)
+}
+
+/// A subscriber that stops reading holds the others back only for the write timeout: then it is
+/// closed with 1008 (once, said once), its queue is freed and the others receive everything.
+#[test]
+fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout_and_the_rest_get_everything() {
+    // 2,000-byte messages: 10 MB in all, far more than the stuck client's socket buffers hold.
+    const MESSAGES: usize = 5000;
+    let server = Server::start_with("\"pinginterval\": 0, \"writetimeout\": 1000", RELAY);
+    let rt = rt();
+    rt.block_on(async {
+        let subscribers = subscribers(&server, 10, 0).await;
+        let (stuck, stuck_address) = stuck_client(server.addr()).await;
+        let mut publisher = subscribers_one(&server, 12).await;
+        let readers: Vec<_> = subscribers
+            .into_iter()
+            .map(|ws| read_in_order(ws, MESSAGES))
+            .collect();
+        let started = Instant::now();
+        publish(&mut publisher, MESSAGES, 2000).await;
+        let mut open = Vec::new();
+        for reader in readers {
+            let (received, ws) = reader.await.unwrap();
+            assert_eq!(received, MESSAGES, "{}", server.console());
+            open.push(ws);
+        }
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "the stuck client cannot have been closed before the write timeout"
+        );
+        assert_eq!(
+            server.events(),
+            [["close", stuck_address.as_str()]],
+            "{}",
+            server.console()
+        );
+        drop(stuck);
+    });
+    let console = server.console();
+    assert_eq!(
+        console.matches("took no data for 1000 ms").count(),
+        1,
+        "{console}"
+    );
+    assert!(!console.contains("could not keep up"), "{console}");
+}
+
 struct TestCert {
     dir: tempfile::TempDir,
     cert_pem: String,

@@ -158,6 +158,28 @@ pub const PARAMS: &[ParDef] = &{
             help: "Ping WebSocket clients this often and drop those that stop answering (0: never).",
         },
         ParDef {
+            token: "maxqueue",
+            label: "Max WebSocket Queue (bytes)",
+            page: LIMITS_PAGE,
+            kind: ParKind::Int {
+                default: 4 * 1024 * 1024,
+                min: 64 * 1024,
+                max: 1 << 30,
+            },
+            help: "Bytes waiting to be sent to one WebSocket client (64 more per message). Past a quarter of it the server stops reading WebSocket messages until it drains; a client whose queue would pass it is closed with 1008.",
+        },
+        ParDef {
+            token: "writetimeout",
+            label: "Write Timeout (ms)",
+            page: LIMITS_PAGE,
+            kind: ParKind::Int {
+                default: 5000,
+                min: 1,
+                max: 600_000,
+            },
+            help: "A WebSocket client that does not take a write (what was queued for it, up to 64 KiB) within this time is closed with 1008.",
+        },
+        ParDef {
             token: "staticroot",
             label: "Static Root Folder",
             page: FILES_PAGE,

@@ -14,13 +14,13 @@ pub use self::http::{HttpRequest, HttpResponse};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,6 +54,7 @@ pub enum ServerEvent {
         client: String,
         uri: String,
     },
+    /// Give its length back with [`ServerHandle::handled`] once its callback has run.
     WsMessage {
         client: String,
         message: WsMessage,
@@ -84,6 +85,13 @@ pub struct ServerLimits {
     pub header_timeout_ms: u64,
     /// 0: never ping.
     pub ping_interval_ms: u64,
+    /// Bytes queued for one WebSocket client (payload plus [`QUEUE_ENTRY_BYTES`] per message).
+    /// Past a quarter of it the server stops reading WebSocket messages until the queue drains;
+    /// a message that would take it past the whole is not queued and the client is closed.
+    pub max_queue_bytes: usize,
+    /// A WebSocket client whose socket does not take one write (a batch of its queue, up to
+    /// 64 KiB, or a ping) within this time is closed with 1008.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for ServerLimits {
@@ -95,6 +103,8 @@ impl Default for ServerLimits {
             request_timeout_ms: 5000,
             header_timeout_ms: 10_000,
             ping_interval_ms: 30_000,
+            max_queue_bytes: 4 << 20,
+            write_timeout_ms: 5000,
         }
     }
 }
@@ -151,6 +161,153 @@ struct ClientEntry {
     /// Fired when the client cannot keep up: its task closes it at once.
     too_slow: Arc<tokio::sync::Notify>,
     stats: Arc<ClientStats>,
+    queue: Arc<ClientQueue>,
+}
+
+/// Per-message cost counted against [`ServerLimits::max_queue_bytes`] besides the payload (the
+/// queue slot and the message's handle), so a flood of empty messages is bounded too.
+pub const QUEUE_ENTRY_BYTES: usize = 64;
+
+/// What a message costs in its client's queue.
+fn queue_cost(payload_bytes: usize) -> usize {
+    payload_bytes + QUEUE_ENTRY_BYTES
+}
+
+/// The bytes waiting in one client's queue, and whether they hold the [`Room`] closed.
+#[derive(Default)]
+struct ClientQueue {
+    bytes: AtomicUsize,
+    /// Above the high-water mark since it last drained below the low-water mark.
+    over_high_water: AtomicBool,
+    /// Already being closed for its queue: reported once, sent nothing more.
+    closing: AtomicBool,
+}
+
+impl ClientQueue {
+    /// Counts `cost` in, or refuses when it would pass `limit` (a message larger than the limit
+    /// still goes into an empty queue, so no message size is undeliverable).
+    fn reserve(&self, cost: usize, limit: usize, room: &Room) -> bool {
+        let before = self.bytes.fetch_add(cost, Ordering::SeqCst);
+        if before > 0 && before + cost > limit {
+            self.bytes.fetch_sub(cost, Ordering::SeqCst);
+            return false;
+        }
+        if before + cost > high_water(limit) && !self.over_high_water.swap(true, Ordering::SeqCst) {
+            room.client_filled();
+            // The client's task may have drained it meanwhile without seeing the flag; with
+            // nothing left to send it would not look again.
+            if self.bytes.load(Ordering::SeqCst) <= low_water(limit) {
+                self.drained(room);
+            }
+        }
+        true
+    }
+
+    /// Counts `cost` out once the client's socket has taken it.
+    fn release(&self, cost: usize, limit: usize, room: &Room) {
+        let after = self.bytes.fetch_sub(cost, Ordering::SeqCst) - cost;
+        if after <= low_water(limit) {
+            self.drained(room);
+        }
+    }
+
+    fn drained(&self, room: &Room) {
+        if self.over_high_water.swap(false, Ordering::SeqCst) {
+            room.client_drained();
+        }
+    }
+}
+
+/// Above this many queued bytes a client holds the room closed...
+fn high_water(limit: usize) -> usize {
+    limit / 4
+}
+
+/// ...until its queue is back under this many.
+fn low_water(limit: usize) -> usize {
+    limit / 8
+}
+
+/// Whether the server's WebSocket sessions may read the next message: closed while any client's
+/// queue is above its high-water mark, so a burst pushes back on the publishers (their TCP
+/// windows fill) instead of overflowing the queues of subscribers that are merely behind, and
+/// while the messages read but not yet handled by the engine pass their budget (half of Max
+/// WebSocket Queue), so what is already on its way to the callbacks when the room closes fits in
+/// the queues above their high-water marks. The cook thread only flips it, never waits on it.
+struct Room {
+    clients_over_high_water: AtomicUsize,
+    /// Bytes (as [`queue_cost`] counts them) of messages read and not yet handled by the engine.
+    unhandled_bytes: AtomicUsize,
+    unhandled_over_budget: AtomicBool,
+    open: watch::Sender<bool>,
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            clients_over_high_water: AtomicUsize::new(0),
+            unhandled_bytes: AtomicUsize::new(0),
+            unhandled_over_budget: AtomicBool::new(false),
+            open: watch::Sender::new(true),
+        }
+    }
+
+    fn client_filled(&self) {
+        self.clients_over_high_water.fetch_add(1, Ordering::SeqCst);
+        self.update();
+    }
+
+    fn client_drained(&self) {
+        self.clients_over_high_water.fetch_sub(1, Ordering::SeqCst);
+        self.update();
+    }
+
+    /// A message read, on its way to the engine.
+    fn read(&self, cost: usize, budget: usize) {
+        let after = self.unhandled_bytes.fetch_add(cost, Ordering::SeqCst) + cost;
+        if after > budget && !self.unhandled_over_budget.swap(true, Ordering::SeqCst) {
+            self.update();
+            // The engine may have handled them all meanwhile without seeing the flag.
+            if self.unhandled_bytes.load(Ordering::SeqCst) <= budget / 2 {
+                self.caught_up();
+            }
+        }
+    }
+
+    /// A message handled by the engine (its callback has queued whatever it sends).
+    fn handled(&self, cost: usize, budget: usize) {
+        let before = self
+            .unhandled_bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(cost))
+            })
+            .unwrap_or(0);
+        let after = before.saturating_sub(cost);
+        if after <= budget / 2 {
+            self.caught_up();
+        }
+    }
+
+    fn caught_up(&self) {
+        if self.unhandled_over_budget.swap(false, Ordering::SeqCst) {
+            self.update();
+        }
+    }
+
+    /// Serialized by the watch's lock and reading the state inside it, so the last update after
+    /// any change sees that change whatever order two threads' updates run in.
+    fn update(&self) {
+        self.open.send_if_modified(|open| {
+            let now = self.clients_over_high_water.load(Ordering::SeqCst) == 0
+                && !self.unhandled_over_budget.load(Ordering::SeqCst);
+            std::mem::replace(open, now) != now
+        });
+    }
+}
+
+/// Messages read and not yet handled may hold this many bytes before the readers wait.
+fn unhandled_budget(max_queue_bytes: usize) -> usize {
+    max_queue_bytes / 2
 }
 
 /// State shared by the listener, its connections and the engine's handle.
@@ -161,6 +318,7 @@ struct Shared {
     limits: Arc<RwLock<ServerLimits>>,
     files: Arc<RwLock<Arc<FileSettings>>>,
     clients: Mutex<HashMap<String, ClientEntry>>,
+    room: Room,
     /// Where the server's tasks are spawned, so a stop can wait for them.
     tracker: TaskTracker,
     /// This server's child of [`NetTasks::cancel`]: cancelled, it stops accepting, drops HTTP
@@ -168,7 +326,49 @@ struct Shared {
     cancel: CancellationToken,
 }
 
+/// What became of a message offered to one client's queue.
+enum Queued {
+    Sent,
+    /// Its queue is over the byte limit: it is being closed with 1008 (said once per client).
+    TooSlow,
+    /// Already being closed for its queue; the message is not sent.
+    Closing,
+    Gone,
+}
+
 impl Shared {
+    /// Never waits: the cook thread calls it. A full queue is the client's problem (it is
+    /// closed); a queue past its high-water mark closes the [`Room`] instead.
+    fn queue_for(&self, entry: &ClientEntry, message: WsMessage, limit: usize) -> Queued {
+        let queue = &entry.queue;
+        if queue.closing.load(Ordering::SeqCst) {
+            return Queued::Closing;
+        }
+        let cost = queue_cost(message.len());
+        if !queue.reserve(cost, limit, &self.room) {
+            return Self::too_slow(entry);
+        }
+        match entry.commands.try_send(ClientCommand::Send(message)) {
+            Ok(()) => Queued::Sent,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                queue.release(cost, limit, &self.room);
+                Self::too_slow(entry)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                queue.release(cost, limit, &self.room);
+                Queued::Gone
+            }
+        }
+    }
+
+    fn too_slow(entry: &ClientEntry) -> Queued {
+        if entry.queue.closing.swap(true, Ordering::SeqCst) {
+            return Queued::Closing;
+        }
+        entry.too_slow.notify_one();
+        Queued::TooSlow
+    }
+
     async fn emit(&self, event: ServerEvent) -> bool {
         self.events
             .send(NetEvent {
@@ -214,7 +414,8 @@ impl std::fmt::Debug for ServerHandle {
 pub struct Broadcast {
     /// Clients the message was queued for.
     pub sent: usize,
-    /// Clients whose queue was full: they are being closed with 1008.
+    /// Clients whose queue would have passed its byte limit: they are being closed with 1008.
+    /// Each is named once, by the message that found it full; later ones skip it silently.
     pub too_slow: Vec<String>,
 }
 
@@ -222,7 +423,8 @@ pub struct Broadcast {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
     NoSuchClient,
-    /// Its queue was full: the client is being dropped.
+    /// Its queue would pass its byte limit: the client is being closed with 1008 (said once;
+    /// later sends to it answer `NoSuchClient`).
     TooSlow,
 }
 
@@ -268,6 +470,7 @@ pub fn start(
         limits: config.limits,
         files: config.files,
         clients: Mutex::new(HashMap::new()),
+        room: Room::new(),
         tracker: tasks.tracker.clone(),
         cancel: tasks.cancel.child_token(),
     });
@@ -281,16 +484,14 @@ pub fn start(
 impl ServerHandle {
     /// Queues a message for `client`; returns its payload size.
     pub fn send(&self, client: &str, message: WsMessage) -> Result<usize, SendError> {
+        let limit = self.shared.limits.read().max_queue_bytes;
         let clients = self.shared.clients.lock();
         let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
         let len = message.len();
-        match entry.commands.try_send(ClientCommand::Send(message)) {
-            Ok(()) => Ok(len),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                entry.too_slow.notify_one();
-                Err(SendError::TooSlow)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::NoSuchClient),
+        match self.shared.queue_for(entry, message, limit) {
+            Queued::Sent => Ok(len),
+            Queued::TooSlow => Err(SendError::TooSlow),
+            Queued::Closing | Queued::Gone => Err(SendError::NoSuchClient),
         }
     }
 
@@ -303,22 +504,17 @@ impl ServerHandle {
         to: Option<&[String]>,
         exclude: &[String],
     ) -> Broadcast {
+        let limit = self.shared.limits.read().max_queue_bytes;
         let clients = self.shared.clients.lock();
         let mut report = Broadcast::default();
         let mut queue = |address: &str, entry: &ClientEntry| {
             if exclude.iter().any(|e| e == address) {
                 return;
             }
-            match entry
-                .commands
-                .try_send(ClientCommand::Send(message.clone()))
-            {
-                Ok(()) => report.sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    entry.too_slow.notify_one();
-                    report.too_slow.push(address.to_string());
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            match self.shared.queue_for(entry, message.clone(), limit) {
+                Queued::Sent => report.sent += 1,
+                Queued::TooSlow => report.too_slow.push(address.to_string()),
+                Queued::Closing | Queued::Gone => {}
             }
         };
         match to {
@@ -336,6 +532,13 @@ impl ServerHandle {
             }
         }
         report
+    }
+
+    /// The engine has handled a received message of `payload_bytes` (its callback has run):
+    /// it no longer counts against the budget that holds the readers back.
+    pub fn handled(&self, payload_bytes: usize) {
+        let budget = unhandled_budget(self.shared.limits.read().max_queue_bytes);
+        self.shared.room.handled(queue_cost(payload_bytes), budget);
     }
 
     /// Closes `client` with `code` and `reason` (the close handshake runs in its task).

@@ -1,12 +1,14 @@
 //! WebSocket on the Web Server DAT: the upgrade (asked of the engine, subprotocol chosen) and each
-//! client's session (messages both ways, pings, too-slow clients, the closing handshake).
+//! client's session (messages both ways, pings, backpressure and stuck clients, the closing
+//! handshake).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -20,11 +22,16 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::http::{Body, HttpResponse, ask_engine, request_info, to_hyper};
-use super::{ClientCommand, ClientEntry, ClientStats, Ends, ServerEvent, Shared, now_ms};
+use super::{
+    ClientCommand, ClientEntry, ClientQueue, ClientStats, Ends, QUEUE_ENTRY_BYTES, ServerEvent,
+    Shared, now_ms, queue_cost, unhandled_budget,
+};
 use crate::net::WsMessage;
 
-/// Messages queued for one WebSocket client before it counts as too slow and is dropped.
-const CLIENT_QUEUE_MESSAGES: usize = 1024;
+/// Most messages one WebSocket client's channel holds, whatever the byte limit allows.
+const MAX_QUEUE_MESSAGES: usize = 1 << 20;
+/// Queued bytes written to a socket with one flush (one system call when the socket takes them).
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// How long a closing WebSocket waits for the peer's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Each WebSocket connection's read buffer. tungstenite zeroes the free part of it before every
@@ -148,16 +155,67 @@ pub(super) async fn upgrade(
     response
 }
 
-/// The close code for a read error, as RFC 6455 §7.4 assigns them.
-fn close_code_for(error: &WsError) -> Option<u16> {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    match error {
-        // The peer is gone: there is no one to send a close frame to.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Capacity(_) => Some(1009),
-        WsError::Utf8(_) => Some(1007),
-        WsError::Protocol(_) => Some(1002),
-        _ => None,
+/// Writes `first` and whatever else is already queued, up to [`WRITE_BATCH_BYTES`], with one
+/// flush, then counts the batch out of the client's queue. Returns a close the engine asked for
+/// behind the batch.
+async fn write_batch<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    commands: &mut mpsc::Receiver<ClientCommand>,
+    first: WsMessage,
+    session: &Session,
+) -> Result<Option<(u16, String)>, WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut cost, mut messages, mut bytes) = (0usize, 0u64, 0u64);
+    let mut next = Some(first);
+    let mut close = None;
+    while let Some(message) = next.take() {
+        let len = message.len();
+        sink.feed(message.into_frame()).await?;
+        cost += queue_cost(len);
+        messages += 1;
+        bytes += len as u64;
+        if cost >= WRITE_BATCH_BYTES {
+            break;
+        }
+        match commands.try_recv() {
+            Ok(ClientCommand::Send(message)) => next = Some(message),
+            Ok(ClientCommand::Close(code, reason)) => close = Some((code, reason)),
+            Err(_) => {}
+        }
+    }
+    sink.flush().await?;
+    let limit = session.shared.limits.read().max_queue_bytes;
+    session.queue.release(cost, limit, &session.shared.room);
+    session
+        .stats
+        .messages_out
+        .fetch_add(messages, Ordering::Relaxed);
+    session.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    Ok(close)
+}
+
+/// What a session's writes touch besides the socket.
+struct Session {
+    shared: Arc<Shared>,
+    queue: Arc<ClientQueue>,
+    stats: Arc<ClientStats>,
+}
+
+/// How a write under the write timeout ended.
+enum Wrote<T> {
+    Done(T),
+    Failed,
+    /// The socket took nothing for the whole write timeout.
+    Stalled,
+}
+
+async fn within<T>(timeout: Duration, write: impl Future<Output = Result<T, WsError>>) -> Wrote<T> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(value)) => Wrote::Done(value),
+        Ok(Err(_)) => Wrote::Failed,
+        Err(_) => Wrote::Stalled,
     }
 }
 
@@ -173,7 +231,9 @@ where
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let (mut sink, mut stream) = ws.split();
     let client = peer.to_string();
-    let (commands_tx, mut commands) = mpsc::channel(CLIENT_QUEUE_MESSAGES);
+    // The byte limit is the bound that matters; the count only sizes the channel to match it.
+    let capacity = (limits.max_queue_bytes / QUEUE_ENTRY_BYTES).clamp(16, MAX_QUEUE_MESSAGES);
+    let (commands_tx, mut commands) = mpsc::channel(capacity);
     let too_slow = Arc::new(tokio::sync::Notify::new());
     let stats = Arc::new(ClientStats {
         uri: uri.clone(),
@@ -184,12 +244,18 @@ where
         bytes_out: AtomicU64::new(0),
         last_activity_ms: AtomicI64::new(now_ms()),
     });
+    let session = Session {
+        shared: shared.clone(),
+        queue: Arc::new(ClientQueue::default()),
+        stats: stats.clone(),
+    };
     shared.clients.lock().insert(
         client.clone(),
         ClientEntry {
             commands: commands_tx,
             too_slow: too_slow.clone(),
             stats: stats.clone(),
+            queue: session.queue.clone(),
         },
     );
     shared
@@ -204,18 +270,31 @@ where
     let mut ping_timer = tokio::time::interval(ping_every.unwrap_or(Duration::from_hours(1)));
     ping_timer.tick().await;
     let mut awaiting_pong = false;
+    let mut room = shared.room.open.subscribe();
+    // Set while reading waited for room since the last ping: a pong not read then is not missing.
+    let paused = AtomicBool::new(false);
     // (code, reason) of the close; None when the peer vanished without one.
     let mut closed: Option<(u16, String)> = None;
     // Whether we still owe the peer a close frame of our own.
     let mut send_close: Option<(u16, String)> = None;
+    let mut stalled = false;
 
     loop {
+        let write_timeout = Duration::from_millis(shared.limits.read().write_timeout_ms);
         tokio::select! {
-            incoming = stream.next() => {
+            incoming = async {
+                // Backpressure: while some client's queue is past its high-water mark, messages
+                // stay in the kernel and the publishers' TCP windows fill.
+                if !*room.borrow_and_update() {
+                    paused.store(true, Ordering::Relaxed);
+                    let _ = room.wait_for(|open| *open).await;
+                }
+                stream.next().await
+            } => {
                 let message = match incoming {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
-                        if let Some(code) = close_code_for(&e) {
+                        if let Some(code) = crate::net::protocol_close_code(&e) {
                             send_close = Some((code, e.to_string()));
                             closed = Some((code, e.to_string()));
                         }
@@ -235,25 +314,34 @@ where
                     Message::Close(frame) => {
                         closed = Some(frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_string())));
                         // tungstenite queued the reply; flushing sends it.
-                        let _ = sink.flush().await;
+                        let _ = tokio::time::timeout(write_timeout, sink.flush()).await;
                         break;
                     }
                     Message::Frame(_) => continue,
                 };
                 stats.messages_in.fetch_add(1, Ordering::Relaxed);
                 stats.bytes_in.fetch_add(event.len() as u64, Ordering::Relaxed);
+                let budget = unhandled_budget(shared.limits.read().max_queue_bytes);
+                shared.room.read(queue_cost(event.len()), budget);
                 if !shared.emit(ServerEvent::WsMessage { client: client.clone(), message: event }).await {
                     break;
                 }
             }
             command = commands.recv() => match command {
                 Some(ClientCommand::Send(message)) => {
-                    let len = message.len() as u64;
-                    if sink.send(message.into_frame()).await.is_err() {
-                        break;
+                    match within(write_timeout, write_batch(&mut sink, &mut commands, message, &session)).await {
+                        Wrote::Done(None) => {}
+                        Wrote::Done(Some((code, reason))) => {
+                            send_close = Some((code, reason.clone()));
+                            closed = Some((code, reason));
+                            break;
+                        }
+                        Wrote::Failed => break,
+                        Wrote::Stalled => {
+                            stalled = true;
+                            break;
+                        }
                     }
-                    stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                    stats.bytes_out.fetch_add(len, Ordering::Relaxed);
                 }
                 Some(ClientCommand::Close(code, reason)) => {
                     send_close = Some((code, reason.clone()));
@@ -263,18 +351,24 @@ where
                 None => break,
             },
             () = too_slow.notified() => {
-                send_close = Some((1008, "too slow: message queue full".into()));
+                send_close = Some((1008, "too slow: queue over its byte limit".into()));
                 closed.clone_from(&send_close);
                 break;
             }
             _ = ping_timer.tick(), if ping_every.is_some() => {
-                if awaiting_pong {
+                let was_paused = paused.swap(false, Ordering::Relaxed);
+                if awaiting_pong && !was_paused {
                     closed = Some((1006, "no pong within the ping interval".into()));
                     break;
                 }
                 awaiting_pong = true;
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break;
+                match within(write_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                    Wrote::Done(()) => {}
+                    Wrote::Failed => break,
+                    Wrote::Stalled => {
+                        stalled = true;
+                        break;
+                    }
                 }
             }
             () = shared.cancel.cancelled() => {
@@ -286,6 +380,17 @@ where
     }
 
     shared.clients.lock().remove(&client);
+    // Free what was still queued and let the others' readers go on without waiting for the
+    // closing handshake.
+    drop(commands);
+    session.queue.drained(&shared.room);
+    if stalled {
+        // Its socket takes nothing, so no close frame can reach it: the connection is dropped,
+        // and the node's console says why, once.
+        let timeout_ms = shared.limits.read().write_timeout_ms;
+        let reason = format!("took no data for {timeout_ms} ms");
+        closed = Some((1008, reason));
+    }
     if let Some((code, reason)) = send_close {
         let frame = CloseFrame {
             code: CloseCode::from(code),

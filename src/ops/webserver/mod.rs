@@ -224,6 +224,38 @@ fn unanswered(status: u16) -> HttpResponse {
     }
 }
 
+/// A received message to its callback.
+fn message_in(engine: &mut Engine, id: NodeId, client: String, message: WsMessage) {
+    let rt = engine.world_mut().runtime_mut::<Runtime>(id);
+    rt.messages_in += 1;
+    rt.bytes_in += message.len() as u64;
+    let framed = rt.pars.framed;
+    let (callback, data) = match message {
+        WsMessage::Text(text) => ("onWebSocketReceiveText", Value::Str(text)),
+        WsMessage::Binary(b) if framed => match nanollm::decode(&b) {
+            Ok(frame) => ("onWebSocketReceiveFrame", frame_map(&frame)),
+            Err(e) => {
+                rt.malformed_frames += 1;
+                engine
+                    .world_mut()
+                    .report_warning(id, format!("{client}: {e}"));
+                return;
+            }
+        },
+        WsMessage::Binary(b) => ("onWebSocketReceiveBinary", Value::Bytes(b)),
+        WsMessage::Ping(b) => ("onWebSocketReceivePing", Value::Bytes(b)),
+        WsMessage::Pong(b) => ("onWebSocketReceivePong", Value::Bytes(b)),
+    };
+    let is_ping = callback == "onWebSocketReceivePing";
+    if let (true, Value::Bytes(payload)) = (is_ping, &data) {
+        rt.answering_ping = Some((client.clone(), payload.clone()));
+    }
+    engine.call(id, callback, vec![Value::Op(id), client.into(), data]);
+    if is_ping {
+        engine.world_mut().runtime_mut::<Runtime>(id).answering_ping = None;
+    }
+}
+
 fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
     let rt = engine.world_mut().runtime_mut::<Runtime>(id);
     if rt.run != run {
@@ -248,32 +280,14 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
             );
         }
         ServerEvent::WsMessage { client, message } => {
-            rt.messages_in += 1;
-            rt.bytes_in += message.len() as u64;
-            let framed = rt.pars.framed;
-            let (callback, data) = match message {
-                WsMessage::Text(text) => ("onWebSocketReceiveText", Value::Str(text)),
-                WsMessage::Binary(b) if framed => match nanollm::decode(&b) {
-                    Ok(frame) => ("onWebSocketReceiveFrame", frame_map(&frame)),
-                    Err(e) => {
-                        rt.malformed_frames += 1;
-                        engine
-                            .world_mut()
-                            .report_warning(id, format!("{client}: {e}"));
-                        return;
-                    }
-                },
-                WsMessage::Binary(b) => ("onWebSocketReceiveBinary", Value::Bytes(b)),
-                WsMessage::Ping(b) => ("onWebSocketReceivePing", Value::Bytes(b)),
-                WsMessage::Pong(b) => ("onWebSocketReceivePong", Value::Bytes(b)),
-            };
-            let is_ping = callback == "onWebSocketReceivePing";
-            if let (true, Value::Bytes(payload)) = (is_ping, &data) {
-                rt.answering_ping = Some((client.clone(), payload.clone()));
-            }
-            engine.call(id, callback, vec![Value::Op(id), client.into(), data]);
-            if is_ping {
-                engine.world_mut().runtime_mut::<Runtime>(id).answering_ping = None;
+            let len = message.len();
+            message_in(engine, id, client, message);
+            // Given back to the server that read it, not to one a callback restarted.
+            if let Some(rt) = engine.world().runtime::<Runtime>(id)
+                && rt.run == run
+                && let Some(server) = &rt.server
+            {
+                server.handled(len);
             }
         }
         ServerEvent::WsClose {

@@ -49,6 +49,8 @@ fn limits(world: &World, id: NodeId) -> ServerLimits {
         request_timeout_ms: int("requesttimeout").max(1),
         header_timeout_ms: int("headertimeout").max(1),
         ping_interval_ms: int("pinginterval"),
+        max_queue_bytes: int("maxqueue").max(1) as usize,
+        write_timeout_ms: int("writetimeout").max(1),
     }
 }
 

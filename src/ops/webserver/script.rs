@@ -133,7 +133,7 @@ fn send(world: &mut World, id: NodeId, client: &Value, message: WsMessage) -> Va
         Err(SendError::TooSlow) => {
             world.report_warning(
                 id,
-                format!("{client} could not keep up (queue full); closing it with 1008"),
+                format!("{client} could not keep up (its queue passed Max WebSocket Queue); closing it with 1008"),
             );
             Value::Bool(false)
         }
@@ -176,7 +176,7 @@ fn send_to_many(
     for client in report.too_slow {
         world.report_warning(
             id,
-            format!("{client} could not keep up (queue full); closing it with 1008"),
+            format!("{client} could not keep up (its queue passed Max WebSocket Queue); closing it with 1008"),
         );
     }
     Value::Int(report.sent as i64)
