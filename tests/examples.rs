@@ -783,7 +783,7 @@ fn sensors_subscribe_through_the_relay_and_survive_its_restarts() {
     let before = channel(readings, "rows_appended");
     let _relay = start_relay(port, "second secret");
     assert!(received_again(before), "{}", console());
-    assert_eq!(channel(auth, "responses"), 2.0, "{}", console());
+    assert!(channel(auth, "responses") >= 2.0, "{}", console());
     assert!(console().contains("HTTP 401"), "{}", console());
 }
 

@@ -123,6 +123,16 @@ def onMessage(dat, topic, payload, qos, retained, dup):
 
 def pub(topic, payload, qos, retain):
     op('mq').publish(topic, payload, qos=qos, retain=retain)
+
+def try_bad():
+    for call in (lambda: op('mq').subscribe('a/b#'),
+                 lambda: op('mq').publish('x/#', 'wildcard'),
+                 lambda: op('mq').publish('big', b'y' * 2000000, qos=1)):
+        try:
+            call()
+            log('accepted')
+        except Exception as e:
+            log('refused', str(e))
 ";
 
 fn start(dir: &Path, address: &str, pars: &[(&str, ParValue)]) -> Runner {
@@ -246,9 +256,31 @@ fn publishes_at_each_qos_reach_the_subscription_and_retained_messages_come_back(
     assert_eq!(channel(&runner, "messages_in"), 3.0);
     assert_eq!(channel(&runner, "connected"), 1.0);
 
+    // A bad filter, a wildcard topic and a packet over Max Message Size are refused at the call,
+    // and the connection carries on.
+    let outcome = runner.engine.lock().call(MQ, "try_bad", vec![]);
+    assert!(
+        matches!(outcome, datpatch::engine::CallOutcome::Done(_)),
+        "{outcome:?}"
+    );
+    let refused = logged(&runner, "refused");
+    assert_eq!(refused.len(), 3, "{:?}", log(&runner));
+    assert!(refused[0][1].contains("not a topic filter"), "{refused:?}");
+    assert!(
+        refused[1][1].contains("not a topic to publish to"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[2][1].contains("over Max Message Size"),
+        "{refused:?}"
+    );
+    publish(&runner, "test/after", "still here", 1, false);
+    wait_logged(&runner, "message", 4);
+    assert_eq!(channel(&runner, "connected"), 1.0);
+
     // A retained message reaches a subscription made after it was published.
     publish(&runner, "retained/state", "on", 1, true);
-    wait_logged(&runner, "message", 4);
+    wait_logged(&runner, "message", 5);
     runner
         .engine
         .lock()
@@ -258,7 +290,7 @@ fn publishes_at_each_qos_reach_the_subscription_and_retained_messages_come_back(
         })
         .unwrap();
     wait_logged(&runner, "connect", 2);
-    wait_logged(&runner, "message", 5);
+    wait_logged(&runner, "message", 6);
     let last = logged(&runner, "message").pop().unwrap();
     assert_eq!(last[1..5], ["retained/state", "on", "1", "True"]);
 }
@@ -524,6 +556,29 @@ fn relay_cluster_instances_share_publishes_and_lose_none_across_a_broker_restart
             expected,
             "on the same instance"
         );
+
+        // A message over the bridge's Max Message Size is refused to its sender; the bridge
+        // stays up and the next message goes through.
+        let huge = "x".repeat(1_100_000);
+        send_json(
+            &mut publisher,
+            serde_json::json!({"op": "pub", "ch": "room", "d": huge}),
+        )
+        .await;
+        assert_eq!(
+            next_json(&mut publisher).await["error"],
+            "too_large_or_bad_ch"
+        );
+        send_json(
+            &mut publisher,
+            serde_json::json!({"op": "pub", "ch": "room", "d": "small"}),
+        )
+        .await;
+        assert_eq!(
+            received(&mut subscriber, 1).await,
+            [serde_json::json!("small")]
+        );
+        assert_eq!(received(&mut local, 1).await, [serde_json::json!("small")]);
 
         // The broker goes away; what is published meanwhile (QoS 1) arrives once it is back.
         broker.stop();

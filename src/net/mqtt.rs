@@ -154,6 +154,37 @@ impl Drop for MqttHandle {
     }
 }
 
+/// A topic to publish to: not empty, no wildcards, no NUL, at most 65,535 bytes (MQTT §4.7).
+pub fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty()
+        || topic.len() > 65_535
+        || topic.contains('\0')
+        || !rumqttc::valid_topic(topic)
+    {
+        return Err(format!("\"{topic}\" is not a topic to publish to"));
+    }
+    Ok(())
+}
+
+/// A topic filter to subscribe to (`+` and `#` only as whole levels, `#` last).
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    if filter.is_empty()
+        || filter.len() > 65_535
+        || filter.contains('\0')
+        || !rumqttc::valid_filter(filter)
+    {
+        return Err(format!("\"{filter}\" is not a topic filter"));
+    }
+    Ok(())
+}
+
+/// Bytes a PUBLISH of `topic` and `payload_bytes` takes on the wire, without the fixed header's
+/// length bytes (at most 4 more).
+pub fn publish_packet_bytes(topic: &str, payload_bytes: usize, qos: QoS) -> usize {
+    let packet_id = if qos == QoS::AtMostOnce { 0 } else { 2 };
+    1 + 4 + 2 + topic.len() + packet_id + payload_bytes
+}
+
 pub fn qos(level: i64) -> Result<QoS, String> {
     match level {
         0 => Ok(QoS::AtMostOnce),
@@ -212,6 +243,8 @@ pub fn spawn(
         events,
         sent_topics,
         awaiting_ack: HashMap::new(),
+        awaiting_comp: HashMap::new(),
+        unsent_at_drop: 0,
     };
     tasks
         .tracker
@@ -248,10 +281,19 @@ async fn forward(
                 qos,
                 retain,
             } => {
+                if check_topic(&topic).is_err() {
+                    continue;
+                }
                 sent_topics.lock().push_back((topic.clone(), qos));
                 client.publish_bytes(topic, qos, retain, payload).await
             }
             MqttCommand::Subscribe(topics) => {
+                if topics
+                    .iter()
+                    .any(|(filter, _)| check_filter(filter).is_err())
+                {
+                    continue;
+                }
                 client
                     .subscribe_many(
                         topics
@@ -261,6 +303,9 @@ async fn forward(
                     .await
             }
             MqttCommand::Unsubscribe(topics) => {
+                if topics.iter().any(|filter| check_filter(filter).is_err()) {
+                    continue;
+                }
                 let mut result = Ok(());
                 for topic in topics {
                     result = result.and(client.unsubscribe(topic).await);
@@ -268,8 +313,8 @@ async fn forward(
                 result
             }
         };
+        // Requests are checked above, so an error means the event loop is gone: the node stops.
         if sent.is_err() {
-            // The event loop is gone: the node is stopping.
             return;
         }
     }
@@ -280,8 +325,13 @@ struct Task {
     run: u64,
     events: mpsc::Sender<NetEvent>,
     sent_topics: Arc<Mutex<VecDeque<(String, QoS)>>>,
-    /// Packet id → topic of publishes waiting for PUBACK (QoS 1) or PUBCOMP (QoS 2).
+    /// Packet id → topic of publishes waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     awaiting_ack: HashMap<u16, String>,
+    /// QoS 2 publishes between PUBREC and PUBCOMP (rumqttc may reuse their packet id meanwhile).
+    awaiting_comp: HashMap<u16, String>,
+    /// Publishes that rumqttc moved to its pending list unsent when the connection dropped: if
+    /// the broker has no session for us, it drops them at the reconnect.
+    unsent_at_drop: usize,
 }
 
 /// The engine stopped listening: the task ends.
@@ -326,6 +376,13 @@ impl Task {
             let handled = match polled {
                 Ok(event) => self.handle(event, &mut connected_at).await,
                 Err(error) => {
+                    // Requests not yet numbered (packet id 0) were never sent: their topics are
+                    // the oldest of `sent_topics`.
+                    self.unsent_at_drop = eventloop
+                        .pending
+                        .iter()
+                        .filter(|r| matches!(r, rumqttc::Request::Publish(p) if p.pkid == 0))
+                        .count();
                     let error = describe(&error);
                     let event = match connected_at.take() {
                         Some(since) => {
@@ -366,6 +423,15 @@ impl Task {
         match event {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 *connected_at = Some(tokio::time::Instant::now());
+                let unsent = std::mem::take(&mut self.unsent_at_drop);
+                if !ack.session_present {
+                    // rumqttc dropped what was in flight and what it had not sent yet.
+                    let mut sent_topics = self.sent_topics.lock();
+                    let unsent = unsent.min(sent_topics.len());
+                    sent_topics.drain(..unsent);
+                    self.awaiting_ack.clear();
+                    self.awaiting_comp.clear();
+                }
                 self.emit(MqttEvent::Connected {
                     session_present: ack.session_present,
                 })
@@ -399,7 +465,17 @@ impl Task {
                 }
             }
             Event::Incoming(Incoming::PubAck(ack)) => self.acknowledged(ack.pkid).await,
-            Event::Incoming(Incoming::PubComp(comp)) => self.acknowledged(comp.pkid).await,
+            Event::Incoming(Incoming::PubRec(rec)) => {
+                if let Some(topic) = self.awaiting_ack.remove(&rec.pkid) {
+                    self.awaiting_comp.insert(rec.pkid, topic);
+                }
+                Ok(())
+            }
+            Event::Incoming(Incoming::PubComp(comp)) => match self.awaiting_comp.remove(&comp.pkid)
+            {
+                Some(topic) => self.emit(MqttEvent::Published { topic }).await,
+                None => Ok(()),
+            },
             Event::Incoming(Incoming::SubAck(ack)) => {
                 let failure = ack
                     .return_codes

@@ -13,13 +13,25 @@ pub const METHODS: &[ScriptMethod] = &[
         2,
         |world, id, args| {
             let topic = args[0].to_text().to_string();
-            if topic.is_empty() || topic.contains(['+', '#']) {
-                return Err(format!("publish: \"{topic}\" is not a topic to publish to"));
+            mqtt::check_topic(&topic).map_err(|e| format!("publish: {e}"))?;
+            let payload = args[1].to_bytes();
+            let qos = qos_arg(args.get(2))?;
+            // A packet over the limit would make rumqttc drop the connection (and, in a
+            // persistent session, resend it after every reconnect): refuse it here.
+            let limit = world
+                .runtime::<Runtime>(id)
+                .and_then(|rt| rt.started_with.as_ref())
+                .map_or(usize::MAX, |s| s.max_packet_bytes);
+            let bytes = mqtt::publish_packet_bytes(&topic, payload.len(), qos);
+            if bytes > limit {
+                return Err(format!(
+                    "publish: {bytes} bytes is over Max Message Size ({limit} bytes)"
+                ));
             }
             let command = MqttCommand::Publish {
                 topic,
-                payload: args[1].to_bytes(),
-                qos: qos_arg(args.get(2))?,
+                payload,
+                qos,
                 retain: args.get(3).is_some_and(truthy),
             };
             send(world, id, "publish", command).map(|()| Value::None)
@@ -61,14 +73,17 @@ fn qos_arg(value: Option<&Value>) -> Result<rumqttc::QoS, String> {
     }
 }
 
-/// One topic or a list of them, none empty.
+/// One topic filter or a list of them, each a valid filter.
 fn topics(value: &Value) -> Result<Vec<String>, String> {
     let list: Vec<String> = match value {
         Value::List(items) => items.iter().map(|t| t.to_text().to_string()).collect(),
         other => vec![other.to_text().to_string()],
     };
-    if list.is_empty() || list.iter().any(String::is_empty) {
-        return Err("a topic must not be empty".into());
+    if list.is_empty() {
+        return Err("no topic given".into());
+    }
+    for filter in &list {
+        mqtt::check_filter(filter)?;
     }
     Ok(list)
 }
