@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -19,6 +20,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::engine::{SharedEngine, info};
+
+/// Connections served at once, and the longest one may stay.
+const MAX_CONNECTIONS: usize = 8;
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Info channels that only ever grow: exported as counters (`<name>_total`), the rest as gauges.
 const COUNTER_CHANNELS: &[&str] = &[
@@ -171,9 +176,17 @@ pub async fn serve(addr: SocketAddr, engine: SharedEngine) -> Result<SocketAddr,
     let bound = listener
         .local_addr()
         .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    // A scraper needs one connection; a few spare, and each is given a deadline, so nothing a
+    // client does here can use up the process's descriptors or tasks.
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
+                // Out of descriptors, most likely: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
                 continue;
             };
             let engine = engine.clone();
@@ -182,9 +195,10 @@ pub async fn serve(addr: SocketAddr, engine: SharedEngine) -> Result<SocketAddr,
                     let engine = engine.clone();
                     async move { Ok::<_, std::convert::Infallible>(answer(&req, engine).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                let serving = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service);
+                let _ = tokio::time::timeout(CONNECTION_DEADLINE, serving).await;
+                drop(permit);
             });
         }
     });

@@ -29,11 +29,23 @@ fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into()).boxed()
 }
 
+const STREAM_TEXT: &str = "line 0\nline 1\nline é2\nline 3\nline 4\n";
+
 /// The test server's routes: `/echo` answers what it got as JSON; `/redirect` sends to `/echo`;
-/// `/big` is 10 MiB; `/slow` answers after 5 s; `/stream` sends five lines 30 ms apart.
+/// `/big` is 10 MiB; `/slow` answers after 5 s; `/stream` sends five lines in 5-byte chunks.
 async fn route(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let answer = match path.as_str() {
+        "/redirect-to" => {
+            let target = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "url")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            Response::builder()
+                .status(307)
+                .header("location", target)
+                .body(full(""))
+        }
         "/redirect" => Response::builder()
             .status(302)
             .header("location", "/echo?redirected=1")
@@ -44,14 +56,17 @@ async fn route(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
             Response::builder().body(full("late"))
         }
         "/stream" => {
-            let chunks = futures_util::stream::unfold(0, |i| async move {
-                if i == 5 {
+            // Five-byte chunks: lines and the two bytes of "é" are split across chunks.
+            let chunks = futures_util::stream::unfold(0, |at| async move {
+                let text = STREAM_TEXT.as_bytes();
+                if at >= text.len() {
                     return None;
                 }
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let end = (at + 5).min(text.len());
                 Some((
-                    Ok::<_, Infallible>(Frame::data(Bytes::from(format!("line {i}\n")))),
-                    i + 1,
+                    Ok::<_, Infallible>(Frame::data(Bytes::copy_from_slice(&text[at..end]))),
+                    end,
                 ))
             });
             Response::builder()
@@ -151,8 +166,9 @@ def onDisconnect(webClientDAT, id):
 
 def onResponse(webClientDAT, statusCode, headerDict, data, id):
     op('log').appendRow(['response', id, statusCode['code'], statusCode['message'],
-                         type(data).__name__, data.decode(), str(headerDict.get('set-cookie')),
-                         headerDict.get('content-type', '')])
+                         type(data).__name__, data.decode(errors='replace'),
+                         str(headerDict.get('set-cookie')), headerDict.get('content-type', ''),
+                         len(data)])
 ";
 
 fn log(runner: &Runner) -> Vec<Vec<String>> {
@@ -213,10 +229,13 @@ fn channel(runner: &Runner, id: NodeId, name: &str) -> f64 {
 fn request_sends_methods_headers_json_and_auth_and_follows_redirects() {
     let port = serve(None);
     let base = format!("http://127.0.0.1:{port}");
+    let elsewhere = format!("http://127.0.0.1:{}/echo", serve(None));
     let script = format!(
         r"
 def onStart():
     c = op('client')
+    c.request('{base}/redirect-to', 'GET', pars={{'url': '{elsewhere}'}},
+              header={{'X-Api-Key': 'k', 'Cookie': 'a=1', 'Accept': 'text/plain'}})
     ids = [
         c.request('{base}/echo', 'GET', header={{'X-Test': 'yes'}}, pars={{'a': '1', 'b c': 'd&e'}}),
         c.request('{base}/echo', 'POST', data={{'k': 'v', 'n': [1, 2]}}),
@@ -228,7 +247,13 @@ def onStart():
     );
     let dir = tempfile::tempdir().unwrap();
     let runner = start(dir.path(), "Text", &script, &[]);
-    let get = response(&runner, "1");
+    // A redirect to another origin takes no credentials along: only headers known to carry none.
+    let away = echoed(&response(&runner, "1"));
+    assert_eq!(away["headers"]["accept"], "text/plain");
+    assert!(away["headers"].get("x-api-key").is_none(), "{away}");
+    assert!(away["headers"].get("cookie").is_none(), "{away}");
+
+    let get = response(&runner, "2");
     assert_eq!(get[2..5], ["200", "OK", "bytes"]);
     assert_eq!(get[6], "['a=1', 'b=2']", "set-cookie arrives as a list");
     assert_eq!(get[7], "application/json");
@@ -243,35 +268,31 @@ def onStart():
             .starts_with("datpatch/")
     );
 
-    let post = echoed(&response(&runner, "2"));
+    let post = echoed(&response(&runner, "3"));
     assert_eq!(post["method"], "POST");
     assert_eq!(post["headers"]["content-type"], "application/json");
     let body: serde_json::Value = serde_json::from_str(post["body"].as_str().unwrap()).unwrap();
     assert_eq!(body, serde_json::json!({"k": "v", "n": [1, 2]}));
 
-    let put = echoed(&response(&runner, "3"));
+    let put = echoed(&response(&runner, "4"));
     assert_eq!(put["method"], "PUT");
     assert_eq!(put["body"], "plain text");
     assert_eq!(put["headers"]["authorization"], "Basic dTpw");
 
-    let redirected = echoed(&response(&runner, "4"));
+    let redirected = echoed(&response(&runner, "5"));
     assert_eq!(
         (redirected["path"].as_str(), redirected["query"].as_str()),
         (Some("/echo"), Some("redirected=1"))
     );
 
     let ids = log(&runner).into_iter().find(|r| r[0] == "ids").unwrap();
-    assert_eq!(
-        ids[1..],
-        ["1", "2", "3", "4", "4"],
-        "ids at once, four open"
-    );
+    assert_eq!(ids[1..], ["2", "3", "4", "5", "5"], "ids at once, all open");
     assert!(common::wait_until(LONG, || {
-        log(&runner).iter().filter(|r| r[0] == "disconnect").count() == 4
+        log(&runner).iter().filter(|r| r[0] == "disconnect").count() == 5
     }));
-    assert_eq!(log(&runner).iter().filter(|r| r[0] == "connect").count(), 4);
+    assert_eq!(log(&runner).iter().filter(|r| r[0] == "connect").count(), 5);
     assert_eq!(channel(&runner, CLIENT, "open_requests"), 0.0);
-    assert_eq!(channel(&runner, CLIENT, "responses"), 4.0);
+    assert_eq!(channel(&runner, CLIENT, "responses"), 5.0);
     // The output shows the last body received.
     let output = common::dat_cells(runner.engine.lock().world(), CLIENT);
     assert!(
@@ -440,10 +461,11 @@ fn https_needs_trust_and_streams_fill_clamped_rows() {
         chunks[1..].iter().all(|c| c[7].is_empty()),
         "and only the first: {chunks:?}"
     );
-    let all: String = chunks.iter().map(|c| c[5].as_str()).collect();
-    assert_eq!(all, "line 0\nline 1\nline 2\nline 3\nline 4\n");
+    let bytes: usize = chunks.iter().map(|c| c[8].parse::<usize>().unwrap()).sum();
+    assert_eq!(bytes, STREAM_TEXT.len());
+    // Rows are whole lines, whatever the chunks split (a line, a character).
     let rows = common::dat_cells(runner.engine.lock().world(), CLIENT);
-    assert_eq!(rows, [["line 2"], ["line 3"], ["line 4"]]);
+    assert_eq!(rows, [["line é2"], ["line 3"], ["line 4"]]);
 }
 
 #[test]

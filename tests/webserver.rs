@@ -470,11 +470,13 @@ def onWebSocketUpgrade(webServerDAT, request, response):
     assert_eq!(raw.matches("content-length: 5").count(), 2, "{raw}");
     assert!(!raw.contains("999") && !raw.contains("gzip"), "{raw}");
     let console = server.console();
+    // Said once (not merely collapsed into one line by the console).
     assert_eq!(
         console.matches("were replaced").count(),
         1,
         "said once: {console}"
     );
+    assert!(!console.contains("more times"), "said once: {console}");
 
     let informational = http(server.addr(), "GET", "/informational", &[], b"");
     assert_eq!(informational.status, 500);

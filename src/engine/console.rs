@@ -65,6 +65,18 @@ impl std::fmt::Display for ConsoleLine {
 /// Repeats of a line within this long of the previous one are counted on it, not added.
 const REPEAT_WINDOW_MS: i64 = 1000;
 
+/// 10, 100, 1000, ...
+fn is_power_of_ten(n: u64) -> bool {
+    let mut power: u64 = 10;
+    while power < n {
+        match power.checked_mul(10) {
+            Some(next) => power = next,
+            None => return false,
+        }
+    }
+    power == n
+}
+
 /// Keeps the newest `capacity` lines; older ones are dropped first.
 #[derive(Debug)]
 pub struct Console {
@@ -115,6 +127,10 @@ impl Console {
         {
             last.repeats += 1;
             last.last_repeat_ms = now_ms;
+            // A headless run's log shows a storm going on: at 10, 100, 1000, ... repeats.
+            if self.echo_to_stderr && is_power_of_ten(last.repeats) {
+                eprintln!("{last}");
+            }
             return;
         }
         if self.echo_to_stderr
@@ -201,6 +217,13 @@ mod tests {
         );
         assert!(lines[2].ends_with("[web] client too slow"), "{lines:?}");
         assert_eq!(c.next_seq(), 3);
+    }
+
+    #[test]
+    fn powers_of_ten_from_ten() {
+        let found: Vec<u64> = (0..=1000).filter(|&n| is_power_of_ten(n)).collect();
+        assert_eq!(found, [10, 100, 1000]);
+        assert!(!is_power_of_ten(u64::MAX));
     }
 
     #[test]

@@ -150,22 +150,25 @@ pub async fn serve_static(
         return None;
     }
     let len = meta.len();
-    let modified_ns = meta
+    let modified = meta
         .modified()
         .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    let modified_ns = modified.map_or(0, |d| d.as_nanos());
     let etag = format!("\"{len:x}-{modified_ns:x}\"");
-    // HTTP dates have whole seconds: compare modification times at that precision.
-    let modified_s = u64::try_from(modified_ns / 1_000_000_000).unwrap_or(0);
+    // HTTP dates have whole seconds: compare modification times at that precision. A file
+    // whose time is unknown has no Last-Modified, and dates are not validators for it.
+    let modified_s = modified.map(|d| d.as_secs());
     let last_modified =
-        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(modified_s));
+        modified_s.map(|s| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(s)));
     let mut out_headers = vec![
         ("Content-Type".to_string(), content_type(&path).to_string()),
         ("ETag".to_string(), etag.clone()),
-        ("Last-Modified".to_string(), last_modified.clone()),
         ("Accept-Ranges".to_string(), "bytes".to_string()),
     ];
+    if let Some(date) = &last_modified {
+        out_headers.push(("Last-Modified".to_string(), date.clone()));
+    }
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let not_modified = match header_text(header::IF_NONE_MATCH) {
         Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
@@ -173,7 +176,8 @@ pub async fn serve_static(
         None => header_text(header::IF_MODIFIED_SINCE)
             .and_then(|date| httpdate::parse_http_date(date).ok())
             .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
-            .is_some_and(|since| modified_s <= since.as_secs()),
+            .zip(modified_s)
+            .is_some_and(|(since, modified_s)| modified_s <= since.as_secs()),
     };
     if not_modified {
         return Some(response(
@@ -188,7 +192,7 @@ pub async fn serve_static(
         if validator.starts_with('"') {
             validator == etag
         } else {
-            validator == last_modified
+            last_modified.as_deref() == Some(validator)
         }
     });
     let range_header = header_text(header::RANGE).filter(|_| range_applies);

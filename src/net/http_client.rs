@@ -20,6 +20,19 @@ use tokio_util::task::TaskTracker;
 use super::{NetEvent, NetEventKind, NetTasks};
 use crate::project::NodeId;
 
+/// Request headers kept when a redirect leads to another origin.
+const SAFE_ACROSS_ORIGINS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-language",
+    "content-type",
+    "user-agent",
+    "cache-control",
+];
+
+/// The largest Upload File sent (it is read into memory whole).
+pub const MAX_UPLOAD_FILE_BYTES: u64 = 64 << 20;
+
 /// One request as the operator asks for it; the task owns it.
 pub struct RequestSpec {
     /// The id `request()` returned; every event of the request carries it.
@@ -164,9 +177,10 @@ impl Task {
         let mut method = spec.method.clone();
         let mut body = spec.body.clone();
         if let Some(path) = &spec.upload_file {
-            match tokio::fs::read(path).await {
-                Ok(contents) => body = Bytes::from(contents),
-                Err(e) => return Ok(Err(format!("Upload File {}: {e}", path.display()))),
+            match tokio::time::timeout_at(deadline, read_upload(path)).await {
+                Err(_) => return Ok(Err(timed_out())),
+                Ok(Ok(contents)) => body = contents,
+                Ok(Err(e)) => return Ok(Err(format!("Upload File {}: {e}", path.display()))),
             }
         }
         let mut headers = spec.headers.clone();
@@ -212,9 +226,16 @@ impl Task {
                         && !name.eq_ignore_ascii_case("content-length")
                 });
             }
-            // Credentials stay with the origin they were meant for.
+            // A Host of the user's was for the first server only.
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("host"));
+            // Credentials (Authorization, cookies, API keys in any header) stay with the origin
+            // they were meant for: another origin gets only headers known to carry none.
             if next.authority() != uri.authority() || next.scheme() != uri.scheme() {
-                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                headers.retain(|(name, _)| {
+                    SAFE_ACROSS_ORIGINS
+                        .iter()
+                        .any(|safe| name.eq_ignore_ascii_case(safe))
+                });
             }
             uri = next;
         };
@@ -397,6 +418,31 @@ impl Task {
     }
 }
 
+/// A regular file of at most [`MAX_UPLOAD_FILE_BYTES`], whole.
+async fn read_upload(path: &std::path::Path) -> Result<Bytes, String> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().await.map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_UPLOAD_FILE_BYTES {
+        return Err(format!(
+            "{} bytes is over the {MAX_UPLOAD_FILE_BYTES}-byte limit for uploads",
+            meta.len()
+        ));
+    }
+    let mut contents = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // `take`: a file that grows while it is read stays within the limit.
+    file.take(MAX_UPLOAD_FILE_BYTES)
+        .read_to_end(&mut contents)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Bytes::from(contents))
+}
+
 /// An absolute http or https URL.
 pub fn parse_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
@@ -427,6 +473,8 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, String> {
         format!("{scheme}:{location}")
     } else if location.starts_with('/') {
         format!("{scheme}://{authority}{location}")
+    } else if location.starts_with('?') {
+        format!("{scheme}://{authority}{}{location}", base.path())
     } else {
         let path = base.path();
         let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
@@ -445,6 +493,7 @@ mod tests {
         let resolve = |l| resolve_location(&base, l).unwrap().to_string();
         assert_eq!(resolve("/z"), "http://a.test:8080/z");
         assert_eq!(resolve("z?k"), "http://a.test:8080/x/z?k");
+        assert_eq!(resolve("?page=2"), "http://a.test:8080/x/y?page=2");
         assert_eq!(resolve("//b.test/p"), "http://b.test/p");
         assert_eq!(resolve("https://c.test/"), "https://c.test/");
         assert!(resolve_location(&base, "ftp://d.test/").is_err());

@@ -12,6 +12,8 @@ pub struct Runtime {
     table: FifoTable,
     /// Keep First Row with no Heading: the next row appended becomes the heading.
     first_row_is_heading: bool,
+    /// The heading came from a row appended (Keep First Row), not from the Heading parameter.
+    heading_from_row: bool,
 }
 
 impl Default for Runtime {
@@ -19,6 +21,7 @@ impl Default for Runtime {
         Self {
             table: FifoTable::records(Some(100), None),
             first_row_is_heading: false,
+            heading_from_row: false,
         }
     }
 }
@@ -41,14 +44,16 @@ fn reconcile(world: &mut World, id: NodeId) {
     rt.table.set_max_lines(Some(max_lines));
     if names.is_empty() {
         // A heading taken from the first row stays until Keep First Row is turned off.
-        let has_heading = rt.table.first_row() == 1;
-        if !(keep_first_row && has_heading) {
+        let keep = keep_first_row && rt.heading_from_row;
+        if !keep {
             rt.table.set_records_layout(None);
+            rt.heading_from_row = false;
         }
-        rt.first_row_is_heading = keep_first_row && !has_heading;
+        rt.first_row_is_heading = keep_first_row && !keep;
     } else {
         rt.table.set_records_layout(Some(&names));
         rt.first_row_is_heading = false;
+        rt.heading_from_row = false;
     }
     if before != rt.table.num_rows() {
         world.state_mut(id).content_rev += 1;
@@ -68,6 +73,7 @@ fn append(world: &mut World, id: NodeId, row: Vec<String>) -> usize {
     let rt = world.runtime_mut::<Runtime>(id);
     let index = if rt.first_row_is_heading {
         rt.first_row_is_heading = false;
+        rt.heading_from_row = true;
         let names: Vec<&str> = row.iter().map(String::as_str).collect();
         rt.table.set_records_layout(Some(&names));
         0

@@ -36,6 +36,9 @@ pub struct Runtime {
     text: String,
     /// The output when it is on: body lines, the last Maximum Lines kept.
     rows: Option<FifoTable>,
+    /// Per open request: the start of a line (rows) or of a character (text) that its next
+    /// chunk completes.
+    partial: std::collections::HashMap<i64, Vec<u8>>,
     requests: u64,
     responses: u64,
     failures: u64,
@@ -145,7 +148,13 @@ fn ask_from_pars(world: &World, id: NodeId) -> Result<Ask, String> {
     let method = pars::method(&world.par_str(id, "reqmethod")?)?;
     let mut url = world.par_str(id, "url")?;
     let mut headers = crate::ops::header_rows(world, id)?;
-    headers.extend(Auth::from_pars(world, id)?.header());
+    // An Authorization row in the headers DAT wins over the Authentication page.
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+    {
+        headers.extend(Auth::from_pars(world, id)?.header());
+    }
     let mut body = Bytes::new();
     match pars::input_data(world, id) {
         InputData::None => {}
@@ -238,12 +247,13 @@ fn status_dict(code: u16, message: &str) -> Value {
 /// Puts a response (or a chunk of one) into the output.
 fn show(
     rt: &mut Runtime,
+    request: i64,
     status: u16,
     reason: &str,
     headers: Option<&[(String, String)]>,
     body: &[u8],
-    first: bool,
 ) {
+    let first = headers.is_some();
     let head = match (rt.pars.include_header, headers) {
         (true, Some(headers)) => {
             let mut head = format!("HTTP/1.1 {status} {reason}\n");
@@ -255,26 +265,66 @@ fn show(
         }
         _ => String::new(),
     };
-    let text = String::from_utf8_lossy(body);
+    // Chunks split lines and characters anywhere: what does not end a line (rows) or a
+    // character (text) waits for the next chunk.
+    let mut pending = rt.partial.remove(&request).unwrap_or_default();
+    pending.extend_from_slice(body);
+    let limit = rt.pars.max_response_bytes;
     if let Some(rows) = &mut rt.rows {
-        for line in head.lines().chain(text.lines()) {
+        for line in head.lines() {
             rows.push_record(&[line.to_string()]);
         }
-        return;
-    }
-    if first {
-        rt.text.clear();
-    }
-    rt.text.push_str(&head);
-    rt.text.push_str(&text);
-    // A stream shown as text keeps its last Max Response Size bytes.
-    let limit = rt.pars.max_response_bytes;
-    if rt.text.len() > limit {
-        let mut cut = rt.text.len() - limit;
-        while !rt.text.is_char_boundary(cut) {
-            cut += 1;
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            rows.push_record(&[String::from_utf8_lossy(line).into_owned()]);
+            start += end + 1;
         }
-        rt.text.drain(..cut);
+        pending.drain(..start);
+        // A line longer than Max Response Size is shown in pieces rather than held without end.
+        if pending.len() > limit {
+            rows.push_record(&[String::from_utf8_lossy(&pending).into_owned()]);
+            pending.clear();
+        }
+    } else {
+        if first {
+            rt.text.clear();
+        }
+        rt.text.push_str(&head);
+        let complete = match std::str::from_utf8(&pending) {
+            Ok(_) => pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => pending.len(),
+        };
+        rt.text
+            .push_str(&String::from_utf8_lossy(&pending[..complete]));
+        pending.drain(..complete);
+        // A stream shown as text keeps its last Max Response Size bytes.
+        if rt.pars.stream && rt.text.len() > limit {
+            let mut cut = rt.text.len() - limit;
+            while !rt.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            rt.text.drain(..cut);
+        }
+    }
+    if !pending.is_empty() {
+        rt.partial.insert(request, pending);
+    }
+}
+
+/// The end of a request: what waited for the rest of its line or character is shown as it is.
+fn flush_partial(rt: &mut Runtime, request: i64) {
+    let Some(pending) = rt.partial.remove(&request) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&pending).into_owned();
+    match &mut rt.rows {
+        Some(rows) => {
+            rows.push_record(&[text]);
+        }
+        None => rt.text.push_str(&text),
     }
 }
 
@@ -305,7 +355,7 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: WebClientEvent
                 rt.last_status = status;
             }
             rt.bytes_in += body.len() as u64;
-            show(rt, status, &reason, headers.as_deref(), &body, first);
+            show(rt, request, status, &reason, headers.as_deref(), &body);
             world.state_mut(id).content_rev += 1;
             let header_value = headers
                 .as_deref()
@@ -342,7 +392,11 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: WebClientEvent
             id: request,
             connected,
         } => {
-            runtime(engine.world_mut(), id).open.remove(&request);
+            let world = engine.world_mut();
+            let rt = runtime(world, id);
+            rt.open.remove(&request);
+            flush_partial(rt, request);
+            world.state_mut(id).content_rev += 1;
             if connected {
                 engine.call(id, "onDisconnect", vec![dat(id), Value::Int(request)]);
             }
@@ -364,6 +418,7 @@ impl Operator for WebClient {
         let rt = runtime(engine.world_mut(), id);
         close_all(rt);
         rt.open.clear();
+        rt.partial.clear();
         rt.run += 1;
     }
 
