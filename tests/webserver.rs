@@ -1899,3 +1899,26 @@ fn a_traceback_names_the_dat_and_line_and_fixing_the_text_clears_it() {
     let state = engine.world().state(text_dat).unwrap();
     assert!(state.script_error.is_none(), "{:?}", state.script_error);
 }
+
+/// A blank Local Address listens on IPv6 and IPv4 alike (one dual-stack socket); an IPv4 client
+/// is seen as a.b.c.d, not ::ffff:a.b.c.d.
+#[test]
+fn a_blank_local_address_answers_ipv4_and_ipv6_clients() {
+    let server = Server::start_with(
+        "\"localaddress\": \"\"",
+        r"
+def onHTTPRequest(webServerDAT, request, response):
+    response['statusCode'] = 200
+    response['data'] = request['clientAddress'].rsplit(':', 1)[0]
+    return response
+",
+    );
+    let v4 = http(server.addr(), "GET", "/", &[], b"");
+    assert_eq!((v4.status, v4.text().as_str()), (200, "127.0.0.1"));
+    let v6_addr = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, server.port()));
+    // A machine without IPv6 on loopback listens on IPv4 only; nothing more to check there.
+    if std::net::TcpStream::connect(v6_addr).is_ok() {
+        let v6 = http(v6_addr, "GET", "/", &[], b"");
+        assert_eq!((v6.status, v6.text().as_str()), (200, "[::1]"));
+    }
+}

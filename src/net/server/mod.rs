@@ -12,7 +12,7 @@ mod websocket;
 pub use self::http::{HttpRequest, HttpResponse};
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -450,17 +450,18 @@ pub fn start(
     };
     let listener = {
         let _entered = rt.enter();
-        let socket = if config.bind.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
+        // `[::]` (a blank Local Address) takes IPv4 clients too; a machine without IPv6 falls
+        // back to 0.0.0.0.
+        let dual_stack = config.bind.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        match listen(config.bind, dual_stack) {
+            Ok(listener) => listener,
+            Err(_) if dual_stack => listen(
+                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), config.bind.port()),
+                false,
+            )
+            .map_err(bind_error)?,
+            Err(e) => return Err(bind_error(e)),
         }
-        .map_err(bind_error)?;
-        // As std's bind does on Unix: a restart may rebind while old connections linger.
-        #[cfg(unix)]
-        socket.set_reuseaddr(true).map_err(bind_error)?;
-        socket.bind(config.bind).map_err(bind_error)?;
-        socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
     };
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared {
@@ -638,7 +639,8 @@ async fn accept_loop(
             () = shared.cancel.cancelled() => return,
         };
         let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
+            // An IPv4 client of a dual-stack socket is ::ffff:a.b.c.d; scripts see a.b.c.d.
+            Ok((tcp, peer)) => (tcp, SocketAddr::new(peer.ip().to_canonical(), peer.port())),
             Err(e) => {
                 // Out of file descriptors and the like: report, pause, and keep serving.
                 shared.emit_now(ServerEvent::Warning {
@@ -649,7 +651,9 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().unwrap_or(peer);
+        let local = tcp
+            .local_addr()
+            .map_or(peer, |a| SocketAddr::new(a.ip().to_canonical(), a.port()));
         let shared = shared.clone();
         let tls = tls.clone();
         shared.tracker.clone().spawn(async move {
@@ -709,4 +713,20 @@ struct Ends {
     peer: SocketAddr,
     peer_text: SharedStr,
     local_text: SharedStr,
+}
+
+/// A listening socket on `addr`, with address reuse (a restart may rebind while old
+/// connections linger) and, for `dual_stack`, IPv4 clients on the IPv6 socket.
+fn listen(addr: SocketAddr, dual_stack: bool) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if dual_stack {
+        socket.set_only_v6(false)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG.try_into().unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }

@@ -1,6 +1,6 @@
 //! The Web Server DAT's parameters, read once per reconcile into a typed struct.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::engine::World;
@@ -73,8 +73,9 @@ fn files(world: &World, id: NodeId) -> FileSettings {
 
 fn listen_spec(world: &World, id: NodeId) -> Result<ListenSpec, String> {
     let address = world.par_str(id, "localaddress")?;
+    // Blank: every address, IPv6 and IPv4 (one dual-stack socket).
     let ip: IpAddr = if address.trim().is_empty() {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
         address
             .trim()
