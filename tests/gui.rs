@@ -212,21 +212,43 @@ fn each_operator_is_created_through_the_create_menu() {
     );
     assert_eq!(gui.app().graph_wire_count(), project.wires.len());
     // The right-click menu on the background offers the same list.
-    gui.h.hover_at(pos2(700.0, 150.0));
+    let graph = gui.app().graph_screen_rect();
+    let rects: Vec<egui::Rect> = project
+        .nodes
+        .iter()
+        .map(|n| gui.node_rect(&n.name).expand(10.0))
+        .collect();
+    let empty = (0..20)
+        .flat_map(|x| {
+            (0..20).map(move |y| graph.min + vec2(x as f32, y as f32) * 30.0 + vec2(20.0, 20.0))
+        })
+        .find(|p| graph.contains(*p) && !rects.iter().any(|r| r.contains(*p)))
+        .expect("no empty spot on the graph");
+    gui.h.hover_at(empty);
     gui.h.event(egui::Event::PointerButton {
-        pos: pos2(700.0, 150.0),
+        pos: empty,
         button: egui::PointerButton::Secondary,
         pressed: true,
         modifiers: Modifiers::NONE,
     });
     gui.h.event(egui::Event::PointerButton {
-        pos: pos2(700.0, 150.0),
+        pos: empty,
         button: egui::PointerButton::Secondary,
         pressed: false,
         modifiers: Modifiers::NONE,
     });
     gui.steps(3);
     gui.h.get_by_label("Create operator");
+    // Its search box has the focus, as Tab's does: typing searches.
+    gui.h.event(egui::Event::Text("chan".into()));
+    gui.steps(2);
+    gui.key(Modifiers::NONE, Key::Enter);
+    let channels = gui
+        .kinds()
+        .iter()
+        .filter(|k| **k == OpKind::Channels)
+        .count();
+    assert_eq!(channels, 2, "typing in the right-click menu did not search");
 }
 
 #[test]
@@ -949,4 +971,238 @@ fn a_websocket_dat_shows_its_state_and_received_messages() {
         .max_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
         .expect("the last message is not in the viewer");
     assert!(last.rect().top() > gui.node_rect("feed").bottom());
+}
+
+/// Waits (stepping the GUI) until `done` holds for the engine's world.
+fn wait_for(gui: &mut Gui, what: &str, done: impl Fn(&datpatch::engine::World) -> bool) {
+    let engine = gui.app().runner().engine.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(engine.lock().world()) {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gui.steps(3);
+}
+
+#[test]
+fn a_syntax_error_is_marked_on_edit_and_cleared_by_the_fix() {
+    let project = load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "server", kind: WebServer, pos: (40.0, 40.0), params: {"active": false, "port": 0}),
+        (id: 2, name: "cb", kind: Text, pos: (40.0, 260.0), params: {"language": "python"},
+         text: "def onServerStart(webServerDAT):\n    return\n"),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"#,
+    );
+    let mut gui = Gui::new(project);
+    let cb = gui.id("cb");
+    let set_text = |text: &str| {
+        Action::edit(Command::SetText {
+            id: cb,
+            text: text.into(),
+        })
+    };
+    gui.h.state_mut().queue(set_text(
+        "def onServerStart(webServerDAT):\n    return\n\ndef broken(:\n",
+    ));
+    gui.steps(2);
+    // Marked without any callback running: the DAT compiles after the edit.
+    wait_for(&mut gui, "the syntax error", |w| {
+        w.state(cb).is_some_and(|s| s.script_error.is_some())
+    });
+    let error = gui
+        .app()
+        .runner()
+        .engine
+        .lock()
+        .world()
+        .state(cb)
+        .and_then(|s| s.script_error.clone());
+    assert_eq!(error.and_then(|e| e.line), Some(4));
+    // Both the Text DAT and the node using it wear the badge.
+    assert_eq!(gui.h.query_all_by_label("script error").count(), 2);
+    gui.select("cb");
+    gui.steps(2);
+    assert!(info_value(&gui, "errors") >= 1.0);
+    gui.h
+        .get_all_by_label_contains("line 4:")
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("line 4:"))
+        .expect("no marker above the editor");
+    gui.h.get_by_label_contains("last error (line 4)");
+
+    gui.h
+        .state_mut()
+        .queue(set_text("def onServerStart(webServerDAT):\n    return\n"));
+    gui.steps(2);
+    wait_for(&mut gui, "the fix to compile", |w| {
+        w.state(cb)
+            .is_some_and(|s| s.script_error.is_none() && s.compiled_rev == Some(s.content_rev))
+    });
+    assert_eq!(
+        gui.h.query_all_by_label("script error").count(),
+        0,
+        "a badge stayed"
+    );
+    // The console keeps the history; the banner above the editor goes.
+    let banner = gui
+        .h
+        .query_all_by_label_contains("line 4:")
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("line 4:"));
+    assert_eq!(banner, None, "the marker stayed");
+    assert!(
+        gui.h.query_by_label_contains("last error").is_none(),
+        "cb's last error stayed"
+    );
+    gui.select("server");
+    gui.steps(2);
+    assert!(
+        gui.h.query_by_label_contains("last error").is_none(),
+        "server's last error stayed"
+    );
+}
+
+/// Every pair of drawn nodes, overlapping ones named.
+fn overlaps(gui: &Gui) -> Vec<(String, String)> {
+    let project = gui.project();
+    let rects: Vec<(String, egui::Rect)> = project
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), gui.node_rect(&n.name)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (a, ra)) in rects.iter().enumerate() {
+        for (b, rb) in &rects[i + 1..] {
+            if ra.intersects(*rb) {
+                out.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn new_nodes_land_in_free_space_and_never_overlap() {
+    let mut gui = Gui::new(load(LOOSE));
+    // Asked for on top of the server, again and again: each lands beside what is there,
+    // the Web Server DAT's callbacks DAT included.
+    for query in [
+        "web server",
+        "table",
+        "websocket",
+        "text",
+        "web server",
+        "channels",
+    ] {
+        let r = gui.node_rect("server");
+        gui.h.hover_at(r.center());
+        gui.steps(1);
+        gui.key(Modifiers::NONE, Key::Tab);
+        gui.h.event(egui::Event::Text(query.into()));
+        gui.steps(2);
+        gui.key(Modifiers::NONE, Key::Enter);
+        gui.steps(3);
+    }
+    // Web Server and WebSocket DATs come with their callbacks DATs.
+    assert_eq!(gui.project().nodes.len(), 3 + 9, "{:?}", gui.kinds());
+    assert_eq!(overlaps(&gui), Vec::<(String, String)>::new());
+    // The Operator menu (no pointer position) too.
+    for _ in 0..3 {
+        gui.h.state_mut().queue(Action::Create {
+            kind: OpKind::Table,
+            pos: None,
+        });
+        gui.steps(3);
+    }
+    assert_eq!(overlaps(&gui), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn the_node_drawn_on_top_takes_the_click() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "under", kind: Table, pos: (100.0, 100.0)),
+        (id: 2, name: "over", kind: Table, pos: (130.0, 110.0)),
+    ],
+)"#,
+    ));
+    let under = gui.node_rect("under");
+    let over = gui.node_rect("over");
+    let both = under.intersect(over);
+    assert!(
+        both.is_positive(),
+        "the nodes do not overlap: {under:?} {over:?}"
+    );
+    gui.click_at(both.center());
+    assert_eq!(gui.app().selection().current(), Some(gui.id("over")));
+}
+
+#[test]
+fn h_frames_everything_and_f_the_selection() {
+    let mut gui = Gui::new(load(LOOSE));
+    // Pan everything out of sight.
+    for _ in 0..3 {
+        gui.drag(pos2(700.0, 500.0), pos2(100.0, 100.0));
+    }
+    let graph = gui.app().graph_screen_rect();
+    assert!(
+        !graph.intersects(gui.node_rect("tab")),
+        "the pan did not hide the nodes"
+    );
+    gui.key(Modifiers::NONE, Key::H);
+    let graph = gui.app().graph_screen_rect();
+    for name in ["server", "cb", "tab"] {
+        assert!(
+            graph.contains_rect(gui.node_rect(name)),
+            "{name} is not in view after H"
+        );
+    }
+    gui.select("tab");
+    gui.key(Modifiers::NONE, Key::F);
+    let graph = gui.app().graph_screen_rect();
+    let tab = gui.node_rect("tab");
+    assert!(graph.contains_rect(tab));
+    assert!(
+        tab.center().distance(graph.center()) < 5.0,
+        "{tab:?} not centred in {graph:?}"
+    );
+    // The View menu has both.
+    gui.h.get_by_label("View").click();
+    gui.steps(2);
+    gui.h.get_by_label("Frame All H");
+    gui.h.get_by_label("Frame Selection F");
+}
+
+#[test]
+fn the_right_panel_keeps_its_width_and_the_viewer_never_hides_the_selection() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "server", kind: WebServer, pos: (40.0, 40.0), params: {"active": false, "port": 0}),
+        (id: 2, name: "low", kind: Table, pos: (300.0, 640.0), table: [("a", "b")]),
+    ],
+)"#,
+    ));
+    let nothing = gui.app().graph_screen_rect().right();
+    gui.select("server");
+    let server = gui.app().graph_screen_rect().right();
+    gui.select("low");
+    gui.steps(3);
+    let low = gui.app().graph_screen_rect().right();
+    assert_eq!(nothing, server);
+    assert_eq!(server, low);
+    // The table's viewer opened below the graph: the node is still in sight.
+    let graph = gui.app().graph_screen_rect();
+    assert!(graph.bottom() < 640.0, "no viewer opened: {graph:?}");
+    assert!(
+        graph.contains_rect(gui.node_rect("low")),
+        "the viewer hides the node"
+    );
 }

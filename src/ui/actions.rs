@@ -33,6 +33,10 @@ pub enum Action {
     },
     /// Selects a node and brings it into view (console lines, pickers).
     Focus(NodeId),
+    /// Fits every node in the view (H).
+    FrameAll,
+    /// Fits the selected nodes in the view (F).
+    FrameSelection,
     SelectAll,
     /// Starts renaming the current node in place.
     Rename,
@@ -146,6 +150,12 @@ impl App {
             if i.consume_key(Modifiers::NONE, Key::F2) {
                 actions.push(Action::Rename);
             }
+            if i.consume_key(Modifiers::NONE, Key::H) {
+                actions.push(Action::FrameAll);
+            }
+            if i.consume_key(Modifiers::NONE, Key::F) {
+                actions.push(Action::FrameSelection);
+            }
             if i.consume_key(Modifiers::NONE, Key::Tab) {
                 tab = true;
                 actions.push(Action::CreateMenu);
@@ -165,6 +175,7 @@ impl App {
         }
         if !typing && ctx.input(|i| i.key_pressed(Key::Escape)) {
             self.graph.close_create_menu();
+            self.show_help = false;
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -215,8 +226,12 @@ impl App {
                 }
             }
             Action::Create { kind, pos } => {
-                let pos = pos.unwrap_or_else(|| self.graph.view_center());
-                self.edit(
+                let wanted = pos.unwrap_or_else(|| self.graph.view_center());
+                let pos = {
+                    let engine = self.runner.engine.lock();
+                    self.graph.free_spot(engine.world(), kind, wanted)
+                };
+                let created = self.edit(
                     vec![Command::AddNode {
                         kind,
                         name: None,
@@ -224,6 +239,15 @@ impl App {
                     }],
                     None,
                 );
+                if let Some(id) = created.first() {
+                    self.graph.reveal(*id);
+                }
+            }
+            Action::FrameAll => self.graph.frame_nodes(Vec::new()),
+            Action::FrameSelection => {
+                if !self.selection.nodes().is_empty() {
+                    self.graph.frame_nodes(self.selection.nodes().to_vec());
+                }
             }
             Action::Focus(id) => {
                 self.selection.set_one(id);

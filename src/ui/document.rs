@@ -404,6 +404,14 @@ pub fn menu_bar(
                 actions.push(Action::SelectAll);
             }
         });
+        ui.menu_button("View", |ui| {
+            if item(ui, "Frame All", "H", true) {
+                actions.push(Action::FrameAll);
+            }
+            if item(ui, "Frame Selection", "F", !selection.nodes().is_empty()) {
+                actions.push(Action::FrameSelection);
+            }
+        });
         ui.menu_button("Operator", |ui| {
             for kind in OpKind::ALL {
                 if ui.button(kind.label()).clicked() {
@@ -440,6 +448,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("Right-click a wire or pin", "unwire"),
     ("Drag the background / scroll", "pan"),
     ("Ctrl+scroll", "zoom"),
+    ("H / F", "frame all nodes / the selection"),
     ("Double-click a name, F2", "rename"),
     ("Del / Backspace", "delete the selection"),
     ("Ctrl+C / Ctrl+X / Ctrl+V", "copy / cut / paste nodes"),
@@ -451,7 +460,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
     ("Drop a .ron file on the window", "open it"),
     ("Click a console line", "select its operator"),
-    ("F1", "this window"),
+    ("F1 / Escape", "open / close this window"),
 ];
 
 /// Modal questions and windows: unsaved changes, load errors, shortcuts.

@@ -27,11 +27,10 @@ use crate::engine::{Waker, World};
 use crate::project::{self, NodeId, Project};
 use crate::runner::Runner;
 
-/// Engine-driven repaints are capped at this period: the cook thread wakes the GUI every frame,
-/// and redrawing faster than this would spend CPU the engine needs under load.
+/// Engine-driven repaints are coalesced to this period (about the display rate): the cook thread
+/// wakes the GUI on every event and on every frame that changed something visible, and redrawing
+/// faster than this would spend CPU the engine needs under load.
 const ENGINE_REPAINT: Duration = Duration::from_millis(16);
-/// Live values (info channels, rates) refresh at least this often even when nothing wakes us.
-const IDLE_REPAINT: Duration = Duration::from_millis(250);
 
 pub fn run(project_path: PathBuf) -> Result<(), String> {
     let options = eframe::NativeOptions {
@@ -222,6 +221,11 @@ impl App {
         self.graph.pin_screen_pos(id, input)
     }
 
+    /// The graph's area on screen (what the panels around it leave).
+    pub fn graph_screen_rect(&self) -> egui::Rect {
+        self.graph.screen_rect()
+    }
+
     /// Number of wires the graph shows.
     pub fn graph_wire_count(&self) -> usize {
         self.graph.wire_count()
@@ -242,9 +246,13 @@ impl App {
         }
         self.apply_actions(&ctx);
         self.doc.update_title(&ctx, self.undo.state());
-        ctx.request_repaint_after(IDLE_REPAINT);
+        // Nothing else repaints on a timer: input and the engine's waker do. Only a message rate
+        // still falling to zero is an animation that needs frames of its own.
+        if let Some(after) = self.rates.next_sample() {
+            ctx.request_repaint_after(after);
+        }
         if let Some(stats) = &mut self.frame_stats {
-            stats.record(started.elapsed());
+            ctx.request_repaint_after(stats.record(started.elapsed()));
         }
     }
 
@@ -276,7 +284,17 @@ impl App {
             .default_size(380.0)
             .min_size(260.0)
             .show(ui, |ui| {
-                self.inspector(ui, world);
+                // The panel keeps the width the user gave it: contents wider than that are
+                // clipped, not allowed to widen it (which moved the page tabs from node to node).
+                let rect = ui.available_rect_before_wrap();
+                let mut inner = ui.new_child(
+                    egui::UiBuilder::new()
+                        .max_rect(rect)
+                        .layout(egui::Layout::top_down(egui::Align::Min)),
+                );
+                inner.set_clip_rect(rect.intersect(ui.clip_rect()));
+                self.inspector(&mut inner, world);
+                ui.allocate_rect(rect, egui::Sense::hover());
             });
         let viewer_node = self.selection.current().filter(|id| has_viewer(world, *id));
         if let Some(id) = viewer_node {
