@@ -993,3 +993,42 @@ fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
     cook_until_compiled(&mut engine, helpers);
     assert_eq!(error_line(&engine), None, "{}", dump(&engine));
 }
+
+#[test]
+fn the_cook_thread_wakes_the_window_only_for_visible_changes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let text = r#"(
+    version: 2,
+    settings: (cook_rate_hz: 60.0),
+    nodes: [(id: 1, name: "tab", kind: Table, table: [("a", "b")])],
+)"#;
+    let wakes = Arc::new(AtomicU64::new(0));
+    let counter = wakes.clone();
+    let waker: datpatch::engine::Waker = Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let runner = Runner::start(load(text), Path::new("."), Some(waker)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let settled = wakes.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(1));
+    // 60 frames cooked, none of them changing what a window shows.
+    let idle = wakes.load(Ordering::Relaxed) - settled;
+    assert_eq!(idle, 0, "woken {idle} times in an idle second");
+    let tab = id_of(&runner.engine.lock(), "tab");
+    runner
+        .engine
+        .lock()
+        .apply(Command::SetCell {
+            id: tab,
+            row: 0,
+            col: 0,
+            value: "changed".into(),
+        })
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || wakes.load(Ordering::Relaxed)
+            > settled),
+        "an edit did not wake the window"
+    );
+}

@@ -1206,3 +1206,16 @@ fn the_right_panel_keeps_its_width_and_the_viewer_never_hides_the_selection() {
         "the viewer hides the node"
     );
 }
+
+#[test]
+fn an_idle_window_asks_for_no_repaint() {
+    let mut gui = Gui::new(load(LOOSE));
+    gui.select("tab");
+    gui.steps(10);
+    // Nothing moves: no timer keeps redrawing (input and the engine's waker do that).
+    assert!(
+        !gui.h.ctx.has_requested_repaint(),
+        "{:?}",
+        gui.h.ctx.repaint_causes()
+    );
+}
