@@ -702,6 +702,20 @@ fn console_lines_select_their_node_and_pause_counts_new_lines() {
     gui.h.get_by_label("Resume (3 new)").click();
     gui.steps(2);
     gui.h.get_by_label_contains("later 2");
+    // The count follows the filter.
+    let total = gui.app().runner().engine.lock().world().console.len();
+    gui.h.get_by_label(&format!("{total} lines"));
+    // The console's filter is the lowest text field on screen.
+    let field = gui
+        .h
+        .get_all_by_role(Role::TextInput)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .expect("no filter field");
+    gui.click_at(field.center());
+    gui.h.event(egui::Event::Text("look at".into()));
+    gui.steps(3);
+    gui.h.get_by_label(&format!("1 of {total} lines"));
 }
 
 /// A Web Server DAT on a free port of 127.0.0.1 whose callbacks take messages silently.
@@ -814,6 +828,8 @@ fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
         }
         assert!(Instant::now() < deadline, "the client was not closed");
     }
+    // The close by hand is in the console.
+    gui.h.get_by_label_contains("by hand");
 }
 
 #[test]
@@ -1134,13 +1150,36 @@ fn the_node_drawn_on_top_takes_the_click() {
     ));
     let under = gui.node_rect("under");
     let over = gui.node_rect("over");
+    assert_ne!(under, over);
     let both = under.intersect(over);
     assert!(
         both.is_positive(),
         "the nodes do not overlap: {under:?} {over:?}"
     );
+    // Snarl stacks new nodes in no set order: whichever it drew last is on top.
+    let top = gui
+        .app()
+        .graph_draw_order()
+        .last()
+        .copied()
+        .expect("nothing drawn");
     gui.click_at(both.center());
-    assert_eq!(gui.app().selection().current(), Some(gui.id("over")));
+    assert_eq!(gui.app().selection().current(), Some(top));
+    // Clicking the one underneath (where it shows) brings it up; then it takes the click.
+    let (under_id, under_rect) = if top == gui.id("over") {
+        (gui.id("under"), under)
+    } else {
+        (gui.id("over"), over)
+    };
+    let visible = [
+        under_rect.left_top() + vec2(4.0, 4.0),
+        under_rect.right_bottom() - vec2(4.0, 4.0),
+    ]
+    .into_iter()
+    .find(|p| !both.contains(*p))
+    .expect("no visible part");
+    gui.click_at(visible);
+    assert_eq!(gui.app().selection().current(), Some(under_id));
 }
 
 #[test]
@@ -1218,4 +1257,96 @@ fn an_idle_window_asks_for_no_repaint() {
         "{:?}",
         gui.h.ctx.repaint_causes()
     );
+}
+
+/// The viewer's cell showing `text` (the lowest on screen: the graph's preview is above).
+fn viewer_cell(gui: &Gui, text: &str) -> egui::Rect {
+    gui.h
+        .query_all_by_value(text)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .unwrap_or_else(|| panic!("no cell {text:?}"))
+}
+
+fn table_of(gui: &Gui, name: &str) -> Vec<Vec<String>> {
+    gui.project()
+        .node_by_name(name)
+        .and_then(|n| n.table.clone())
+        .map(|t| t.rows)
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_cell_is_editable_and_rows_and_columns_come_from_any_cell() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "tab", kind: Table, pos: (40.0, 40.0), table: [("k", ""), ("x", "y")]),
+        (id: 2, name: "chop", kind: Channels, pos: (400.0, 40.0)),
+    ],
+)"#,
+    ));
+    gui.select("tab");
+    gui.steps(2);
+    // The empty cell right of "k" takes a click like any other.
+    let k = viewer_cell(&gui, "k");
+    let y = viewer_cell(&gui, "y");
+    gui.click_at(pos2(y.center().x, k.center().y));
+    gui.h.event(egui::Event::Text("v".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert_eq!(table_of(&gui, "tab")[0], ["k", "v"]);
+    // A context menu on any cell inserts and deletes.
+    let y = viewer_cell(&gui, "y");
+    gui.h.hover_at(y.center());
+    for pressed in [true, false] {
+        gui.h.event(egui::Event::PointerButton {
+            pos: y.center(),
+            button: egui::PointerButton::Secondary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    gui.steps(3);
+    gui.h.get_by_label_contains("Insert row below").click();
+    gui.steps(3);
+    assert_eq!(table_of(&gui, "tab").len(), 3);
+    // ...and so do keys, while a cell is edited.
+    gui.click_at(viewer_cell(&gui, "x").center());
+    gui.key(Modifiers::COMMAND | Modifiers::SHIFT, Key::ArrowRight);
+    assert_eq!(table_of(&gui, "tab")[1], ["x", "", "y"]);
+    // A read-only table (the Channels CHOP's) offers no edit controls.
+    gui.h.get_by_label("+ Row");
+    gui.select("chop");
+    gui.steps(2);
+    assert!(gui.h.query_by_label("+ Row").is_none());
+}
+
+#[test]
+fn the_inspector_shows_a_selected_json_cell_pretty() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "tab", kind: Table, pos: (40.0, 40.0),
+         table: [("message",), ("{\"user\":\"ada\",\"tags\":[1,2]}",)]),
+    ],
+)"#,
+    ));
+    gui.select("tab");
+    gui.steps(2);
+    let cell = viewer_cell(&gui, "{\"user\":\"ada\",\"tags\":[1,2]}");
+    gui.click_at(cell.center());
+    gui.key(Modifiers::NONE, Key::Escape);
+    let pretty = gui
+        .h
+        .query_all_by_label_contains("\"user\": \"ada\"")
+        .find_map(|n| n.value())
+        .expect("no pretty JSON in the inspector");
+    assert!(
+        pretty.contains("\"tags\": [\n    1,\n    2\n  ]"),
+        "{pretty}"
+    );
+    gui.h.get_by_label("Copy");
 }

@@ -459,6 +459,26 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+N / Ctrl+O", "new / open project"),
     ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
     ("Drop a .ron file on the window", "open it"),
+    (
+        "Click a table cell",
+        "edit it and show it whole beside the table",
+    ),
+    (
+        "Right-click a table cell",
+        "insert / delete rows and columns",
+    ),
+    (
+        "Ctrl+Shift+↑ / ↓ (editing a cell)",
+        "insert a row above / below",
+    ),
+    (
+        "Ctrl+Shift+← / → (editing a cell)",
+        "insert a column left / right",
+    ),
+    (
+        "Ctrl+Shift+Delete / Backspace (editing a cell)",
+        "delete its row / column",
+    ),
     ("Click a console line", "select its operator"),
     ("F1 / Escape", "open / close this window"),
 ];

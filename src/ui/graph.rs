@@ -221,6 +221,11 @@ impl GraphView {
         (at.x, at.y)
     }
 
+    /// Nodes in the order they were drawn last frame; the last is on top.
+    pub fn draw_order(&self) -> &[NodeId] {
+        &self.draw_order
+    }
+
     /// The graph's area on screen, as of the last frame.
     pub fn screen_rect(&self) -> Rect {
         self.rect

@@ -226,6 +226,11 @@ impl App {
         self.graph.screen_rect()
     }
 
+    /// The graph's nodes in the order they were drawn last frame (the last is on top).
+    pub fn graph_draw_order(&self) -> &[NodeId] {
+        self.graph.draw_order()
+    }
+
     /// Number of wires the graph shows.
     pub fn graph_wire_count(&self) -> usize {
         self.graph.wire_count()
