@@ -561,6 +561,9 @@ fn save_reopen_and_compare_with_unsaved_changes_asked_about() {
     gui.steps(2);
     assert!(!gui.app().is_dirty());
     assert_eq!(gui.app().title(), "saved.ron — datpatch");
+    // The status bar says so.
+    gui.steps(1);
+    gui.h.get_by_label_contains("Saved ");
     let saved = gui.project();
     let reloaded = project::load_file(&path).unwrap();
     let mut expected = saved.clone();
@@ -1349,4 +1352,47 @@ fn the_inspector_shows_a_selected_json_cell_pretty() {
         "{pretty}"
     );
     gui.h.get_by_label("Copy");
+}
+
+#[test]
+fn the_in_app_dialog_opens_a_project_and_examples_are_listed() {
+    let mut gui = Gui::new(load(LOOSE));
+    let file = gui.dir().join("other.ron");
+    project::save_file(&load(SERVER), &file).unwrap();
+    // No native dialog under the harness: File > Open brings up the in-app one.
+    gui.h.state_mut().queue(Action::Open(None));
+    gui.steps(3);
+    gui.h.get_by_label("Open project");
+    // It opens in the project's folder (here: none, so the engine's), so go there by path.
+    let field = gui
+        .h
+        .get_all_by_role(Role::TextInput)
+        .find(|n| n.value().is_some_and(|v| v.starts_with('/')))
+        .expect("no folder field")
+        .rect();
+    gui.click_at(field.center());
+    gui.key(Modifiers::COMMAND, Key::A);
+    gui.h
+        .event(egui::Event::Text(gui.dir().display().to_string()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    gui.h.get_by_label("other.ron").click();
+    gui.steps(2);
+    gui.h.get_by_label("Open").click();
+    gui.steps(3);
+    assert_eq!(
+        gui.app().path().map(|p| p.file_name()),
+        Some(file.file_name())
+    );
+    assert!(gui.project().node_by_name("web").is_some());
+    assert!(
+        gui.h.query_by_label("Open project").is_none(),
+        "the dialog stayed"
+    );
+    // File > Examples lists the shipped projects.
+    gui.h.get_by_label("File").click();
+    gui.steps(2);
+    gui.h.get_by_label_contains("Examples").hover();
+    gui.steps(3);
+    gui.h.get_by_label("chat.ron");
 }

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::actions::Action;
+use super::actions::{Action, Native};
+use super::file_dialog::{self, FileDialog, Purpose};
 use super::undo::Undo;
 use super::{App, Selection};
 use crate::engine::Command;
@@ -96,7 +97,7 @@ impl Document {
         &self.recent
     }
 
-    fn remember(&mut self, path: &Path) {
+    pub(super) fn remember(&mut self, path: &Path) {
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.recent.retain(|p| *p != path);
         self.recent.insert(0, path);
@@ -199,15 +200,21 @@ impl App {
     pub(super) fn perform(&mut self, ctx: &egui::Context, op: Pending) {
         match op {
             Pending::New => self.replace_document(Project::default(), None),
-            Pending::Open(path) => {
-                let path = path.or_else(|| {
+            Pending::Open(Some(path)) => self.open_path(&path),
+            Pending::Open(None) => {
+                let dir = self.dialog_dir();
+                let native = self.native_dialog(|| {
                     rfd::FileDialog::new()
                         .add_filter("datpatch project", &["ron"])
-                        .set_directory(self.dialog_dir())
+                        .set_directory(&dir)
                         .pick_file()
                 });
-                if let Some(path) = path {
-                    self.open_path(&path);
+                match native {
+                    Native::Chosen(path) => self.open_path(&path),
+                    Native::Cancelled => {}
+                    Native::Unavailable => {
+                        self.file_dialog = Some(FileDialog::new(Purpose::Open, &dir, &["ron"], ""));
+                    }
                 }
             }
             Pending::Quit => {
@@ -272,11 +279,24 @@ impl App {
                     || "untitled.ron".into(),
                     |n| n.to_string_lossy().into_owned(),
                 );
-            rfd::FileDialog::new()
-                .add_filter("datpatch project", &["ron"])
-                .set_directory(self.dialog_dir())
-                .set_file_name(name)
-                .save_file()
+            let dir = self.dialog_dir();
+            let native = self.native_dialog(|| {
+                rfd::FileDialog::new()
+                    .add_filter("datpatch project", &["ron"])
+                    .set_directory(&dir)
+                    .set_file_name(&name)
+                    .save_file()
+            });
+            match native {
+                Native::Chosen(path) => Some(path),
+                Native::Cancelled => None,
+                Native::Unavailable => {
+                    // Saved when the in-app dialog answers (with SaveAs of the path chosen).
+                    self.file_dialog =
+                        Some(FileDialog::new(Purpose::SaveAs, &dir, &["ron"], &name));
+                    None
+                }
+            }
         });
         let Some(mut path) = path else {
             return false;
@@ -312,6 +332,7 @@ impl App {
                 self.undo.close_group();
                 self.doc.remember(path);
                 self.status = None;
+                self.notice = Some(format!("Saved {}", path.display()));
                 true
             }
             Err(e) => {
@@ -343,6 +364,25 @@ pub fn menu_bar(
             if item(ui, "Open…", "Ctrl+O", true) {
                 actions.push(Action::Open(None));
             }
+            ui.menu_button("Examples", |ui| {
+                let examples = file_dialog::examples();
+                if examples.is_empty() {
+                    ui.weak("No example projects found");
+                }
+                for path in examples {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if ui
+                        .button(name)
+                        .on_hover_text(path.display().to_string())
+                        .clicked()
+                    {
+                        actions.push(Action::Open(Some(path)));
+                    }
+                }
+            });
             ui.menu_button("Open Recent", |ui| {
                 if doc.recent().is_empty() {
                     ui.weak("No recent files");

@@ -7,6 +7,7 @@ mod actions;
 mod console;
 mod document;
 mod editor;
+mod file_dialog;
 mod graph;
 mod highlight;
 mod info;
@@ -58,8 +59,14 @@ pub fn run(project_path: PathBuf) -> Result<(), String> {
             };
             let runner = Runner::start(project, &base_dir, Some(waker))
                 .map_err(|e| format!("starting the engine: {e}"))?;
+            let opened = path.clone();
             let mut app = App::new(runner, path);
+            app.native_dialogs = true;
             app.doc.set_recent_store(document::default_recent_store());
+            // The project the app was started on is a recent file too.
+            if let Some(path) = &opened {
+                app.doc.remember(path);
+            }
             app.doc.load_error = error;
             Ok(Box::new(app))
         }),
@@ -132,6 +139,13 @@ pub struct App {
     actions: Vec<Action>,
     /// The last refused edit or failed operation, shown in the status bar.
     status: Option<String>,
+    /// The last thing done that deserves a word (a save), shown until the next action.
+    notice: Option<String>,
+    /// Whether to try the native file dialogs (not under the test harness, and not once one
+    /// failed to open).
+    native_dialogs: bool,
+    /// The in-app file dialog, while open.
+    file_dialog: Option<file_dialog::FileDialog>,
     show_help: bool,
     /// UI-pass timings, reported when `DATPATCH_FRAME_STATS` is set.
     frame_stats: Option<stats::FrameStats>,
@@ -158,6 +172,9 @@ impl App {
             clipboard: None,
             actions: Vec::new(),
             status: None,
+            notice: None,
+            native_dialogs: false,
+            file_dialog: None,
             show_help: false,
             frame_stats: stats::FrameStats::from_env(),
         }
@@ -328,6 +345,11 @@ impl App {
             &mut self.show_help,
             &mut self.actions,
         );
+        if let Some(dialog) = &mut self.file_dialog
+            && !dialog.show(ui.ctx(), &mut self.actions)
+        {
+            self.file_dialog = None;
+        }
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui, world: &World) {
@@ -341,6 +363,8 @@ impl App {
                 {
                     self.status = None;
                 }
+            } else if let Some(notice) = &self.notice {
+                ui.label(notice);
             } else {
                 ui.weak("Tab: create an operator · Shift+drag: box select · F1: shortcuts");
             }
