@@ -926,6 +926,33 @@ fn nodes_are_renamed_in_place_and_names_stay_unique() {
     assert!(gui.project().node_by_name("lookup").is_some());
     gui.undo();
     assert!(gui.project().node_by_name("tab").is_some());
+    // F2 selects the whole name: typing replaces it, no Ctrl+A needed.
+    gui.key(Modifiers::NONE, Key::F2);
+    gui.h.event(egui::Event::Text("fresh".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert!(
+        gui.project().node_by_name("fresh").is_some(),
+        "{:?}",
+        gui.project()
+            .nodes
+            .iter()
+            .map(|n| &n.name)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn escape_closes_the_shortcuts_window() {
+    let mut gui = Gui::new(load(LOOSE));
+    gui.key(Modifiers::NONE, Key::F1);
+    gui.h.get_by_label("Shortcuts");
+    gui.h.get_by_label("H / F");
+    gui.key(Modifiers::NONE, Key::Escape);
+    assert!(
+        gui.h.query_by_label("H / F").is_none(),
+        "Escape left F1 open"
+    );
 }
 
 #[test]
