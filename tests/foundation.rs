@@ -927,6 +927,23 @@ fn a_version_1_project_is_refused_saying_scripts_are_python_now() {
     );
 }
 
+/// Cooks frames until the script DAT's edited text has compiled.
+fn cook_until_compiled(engine: &mut Engine, id: NodeId) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        engine.cook_frame();
+        let state = engine.world().state(id).unwrap();
+        if state.compiled_rev == Some(state.content_rev) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the text never compiled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
     let text = r#"(
@@ -955,7 +972,15 @@ fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
             text: "def f():\n    return 1\n\ndef g(:\n    pass\n".into(),
         })
         .unwrap();
+    // Typing is not reported: the text compiles once it rests (a debounce of a few hundred ms).
     engine.cook_frame();
+    assert_eq!(
+        error_line(&engine),
+        None,
+        "compiled at once: {}",
+        dump(&engine)
+    );
+    cook_until_compiled(&mut engine, helpers);
     // Nothing called it: the edit alone compiled it.
     assert_eq!(error_line(&engine), Some(Some(4)), "{}", dump(&engine));
     assert!(dump(&engine).contains("SyntaxError"), "{}", dump(&engine));
@@ -965,8 +990,47 @@ fn a_syntax_error_is_marked_when_the_text_is_edited_and_cleared_when_fixed() {
             text: "def f():\n    return 1\n\ndef g():\n    pass\n".into(),
         })
         .unwrap();
-    engine.cook_frame();
+    cook_until_compiled(&mut engine, helpers);
     assert_eq!(error_line(&engine), None, "{}", dump(&engine));
+}
+
+#[test]
+fn the_cook_thread_wakes_the_window_only_for_visible_changes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let text = r#"(
+    version: 2,
+    settings: (cook_rate_hz: 60.0),
+    nodes: [(id: 1, name: "tab", kind: Table, table: [("a", "b")])],
+)"#;
+    let wakes = Arc::new(AtomicU64::new(0));
+    let counter = wakes.clone();
+    let waker: datpatch::engine::Waker = Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let runner = Runner::start(load(text), Path::new("."), Some(waker)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let settled = wakes.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(1));
+    // 60 frames cooked, none of them changing what a window shows.
+    let idle = wakes.load(Ordering::Relaxed) - settled;
+    assert_eq!(idle, 0, "woken {idle} times in an idle second");
+    let tab = id_of(&runner.engine.lock(), "tab");
+    runner
+        .engine
+        .lock()
+        .apply(Command::SetCell {
+            id: tab,
+            row: 0,
+            col: 0,
+            value: "changed".into(),
+        })
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || wakes.load(Ordering::Relaxed)
+            > settled),
+        "an edit did not wake the window"
+    );
 }
 
 /// `datpatch run --metrics`: the scrape parses as Prometheus text, names every node's info

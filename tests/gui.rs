@@ -212,21 +212,43 @@ fn each_operator_is_created_through_the_create_menu() {
     );
     assert_eq!(gui.app().graph_wire_count(), project.wires.len());
     // The right-click menu on the background offers the same list.
-    gui.h.hover_at(pos2(700.0, 150.0));
+    let graph = gui.app().graph_screen_rect();
+    let rects: Vec<egui::Rect> = project
+        .nodes
+        .iter()
+        .map(|n| gui.node_rect(&n.name).expand(10.0))
+        .collect();
+    let empty = (0..20)
+        .flat_map(|x| {
+            (0..20).map(move |y| graph.min + vec2(x as f32, y as f32) * 30.0 + vec2(20.0, 20.0))
+        })
+        .find(|p| graph.contains(*p) && !rects.iter().any(|r| r.contains(*p)))
+        .expect("no empty spot on the graph");
+    gui.h.hover_at(empty);
     gui.h.event(egui::Event::PointerButton {
-        pos: pos2(700.0, 150.0),
+        pos: empty,
         button: egui::PointerButton::Secondary,
         pressed: true,
         modifiers: Modifiers::NONE,
     });
     gui.h.event(egui::Event::PointerButton {
-        pos: pos2(700.0, 150.0),
+        pos: empty,
         button: egui::PointerButton::Secondary,
         pressed: false,
         modifiers: Modifiers::NONE,
     });
     gui.steps(3);
     gui.h.get_by_label("Create operator");
+    // Its search box has the focus, as Tab's does: typing searches.
+    gui.h.event(egui::Event::Text("chan".into()));
+    gui.steps(2);
+    gui.key(Modifiers::NONE, Key::Enter);
+    let channels = gui
+        .kinds()
+        .iter()
+        .filter(|k| **k == OpKind::Channels)
+        .count();
+    assert_eq!(channels, 2, "typing in the right-click menu did not search");
 }
 
 #[test]
@@ -539,6 +561,9 @@ fn save_reopen_and_compare_with_unsaved_changes_asked_about() {
     gui.steps(2);
     assert!(!gui.app().is_dirty());
     assert_eq!(gui.app().title(), "saved.ron — datpatch");
+    // The status bar says so.
+    gui.steps(1);
+    gui.h.get_by_label_contains("Saved ");
     let saved = gui.project();
     let reloaded = project::load_file(&path).unwrap();
     let mut expected = saved.clone();
@@ -680,6 +705,20 @@ fn console_lines_select_their_node_and_pause_counts_new_lines() {
     gui.h.get_by_label("Resume (3 new)").click();
     gui.steps(2);
     gui.h.get_by_label_contains("later 2");
+    // The count follows the filter.
+    let total = gui.app().runner().engine.lock().world().console.len();
+    gui.h.get_by_label(&format!("{total} lines"));
+    // The console's filter is the lowest text field on screen.
+    let field = gui
+        .h
+        .get_all_by_role(Role::TextInput)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .expect("no filter field");
+    gui.click_at(field.center());
+    gui.h.event(egui::Event::Text("look at".into()));
+    gui.steps(3);
+    gui.h.get_by_label(&format!("1 of {total} lines"));
 }
 
 /// A Web Server DAT on a free port of 127.0.0.1 whose callbacks take messages silently.
@@ -792,6 +831,8 @@ fn the_info_panel_counts_messages_from_a_real_client_and_closes_it() {
         }
         assert!(Instant::now() < deadline, "the client was not closed");
     }
+    // The close by hand is in the console.
+    gui.h.get_by_label_contains("by hand");
 }
 
 #[test]
@@ -885,6 +926,33 @@ fn nodes_are_renamed_in_place_and_names_stay_unique() {
     assert!(gui.project().node_by_name("lookup").is_some());
     gui.undo();
     assert!(gui.project().node_by_name("tab").is_some());
+    // F2 selects the whole name: typing replaces it, no Ctrl+A needed.
+    gui.key(Modifiers::NONE, Key::F2);
+    gui.h.event(egui::Event::Text("fresh".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert!(
+        gui.project().node_by_name("fresh").is_some(),
+        "{:?}",
+        gui.project()
+            .nodes
+            .iter()
+            .map(|n| &n.name)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn escape_closes_the_shortcuts_window() {
+    let mut gui = Gui::new(load(LOOSE));
+    gui.key(Modifiers::NONE, Key::F1);
+    gui.h.get_by_label("Shortcuts");
+    gui.h.get_by_label("H / F");
+    gui.key(Modifiers::NONE, Key::Escape);
+    assert!(
+        gui.h.query_by_label("H / F").is_none(),
+        "Escape left F1 open"
+    );
 }
 
 #[test]
@@ -949,4 +1017,409 @@ fn a_websocket_dat_shows_its_state_and_received_messages() {
         .max_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
         .expect("the last message is not in the viewer");
     assert!(last.rect().top() > gui.node_rect("feed").bottom());
+}
+
+/// Waits (stepping the GUI) until `done` holds for the engine's world.
+fn wait_for(gui: &mut Gui, what: &str, done: impl Fn(&datpatch::engine::World) -> bool) {
+    let engine = gui.app().runner().engine.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(engine.lock().world()) {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gui.steps(3);
+}
+
+#[test]
+fn a_syntax_error_is_marked_on_edit_and_cleared_by_the_fix() {
+    let project = load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "server", kind: WebServer, pos: (40.0, 40.0), params: {"active": false, "port": 0}),
+        (id: 2, name: "cb", kind: Text, pos: (40.0, 260.0), params: {"language": "python"},
+         text: "def onServerStart(webServerDAT):\n    return\n"),
+    ],
+    wires: [(from: 2, to: 1, input: Callbacks)],
+)"#,
+    );
+    let mut gui = Gui::new(project);
+    let cb = gui.id("cb");
+    let set_text = |text: &str| {
+        Action::edit(Command::SetText {
+            id: cb,
+            text: text.into(),
+        })
+    };
+    gui.h.state_mut().queue(set_text(
+        "def onServerStart(webServerDAT):\n    return\n\ndef broken(:\n",
+    ));
+    gui.steps(2);
+    // Marked without any callback running: the DAT compiles after the edit.
+    wait_for(&mut gui, "the syntax error", |w| {
+        w.state(cb).is_some_and(|s| s.script_error.is_some())
+    });
+    let error = gui
+        .app()
+        .runner()
+        .engine
+        .lock()
+        .world()
+        .state(cb)
+        .and_then(|s| s.script_error.clone());
+    assert_eq!(error.and_then(|e| e.line), Some(4));
+    // Both the Text DAT and the node using it wear the badge.
+    assert_eq!(gui.h.query_all_by_label("script error").count(), 2);
+    gui.select("cb");
+    gui.steps(2);
+    assert!(info_value(&gui, "errors") >= 1.0);
+    gui.h
+        .get_all_by_label_contains("line 4:")
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("line 4:"))
+        .expect("no marker above the editor");
+    gui.h.get_by_label_contains("last error (line 4)");
+
+    gui.h
+        .state_mut()
+        .queue(set_text("def onServerStart(webServerDAT):\n    return\n"));
+    gui.steps(2);
+    wait_for(&mut gui, "the fix to compile", |w| {
+        w.state(cb)
+            .is_some_and(|s| s.script_error.is_none() && s.compiled_rev == Some(s.content_rev))
+    });
+    assert_eq!(
+        gui.h.query_all_by_label("script error").count(),
+        0,
+        "a badge stayed"
+    );
+    // The console keeps the history; the banner above the editor goes.
+    let banner = gui
+        .h
+        .query_all_by_label_contains("line 4:")
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("line 4:"));
+    assert_eq!(banner, None, "the marker stayed");
+    assert!(
+        gui.h.query_by_label_contains("last error").is_none(),
+        "cb's last error stayed"
+    );
+    gui.select("server");
+    gui.steps(2);
+    assert!(
+        gui.h.query_by_label_contains("last error").is_none(),
+        "server's last error stayed"
+    );
+}
+
+/// Every pair of drawn nodes, overlapping ones named.
+fn overlaps(gui: &Gui) -> Vec<(String, String)> {
+    let project = gui.project();
+    let rects: Vec<(String, egui::Rect)> = project
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), gui.node_rect(&n.name)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (a, ra)) in rects.iter().enumerate() {
+        for (b, rb) in &rects[i + 1..] {
+            if ra.intersects(*rb) {
+                out.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn new_nodes_land_in_free_space_and_never_overlap() {
+    let mut gui = Gui::new(load(LOOSE));
+    // Asked for on top of the server, again and again: each lands beside what is there,
+    // the Web Server DAT's callbacks DAT included.
+    for query in [
+        "web server",
+        "table",
+        "websocket",
+        "text",
+        "web server",
+        "channels",
+    ] {
+        let r = gui.node_rect("server");
+        gui.h.hover_at(r.center());
+        gui.steps(1);
+        gui.key(Modifiers::NONE, Key::Tab);
+        gui.h.event(egui::Event::Text(query.into()));
+        gui.steps(2);
+        gui.key(Modifiers::NONE, Key::Enter);
+        gui.steps(3);
+    }
+    // Web Server and WebSocket DATs come with their callbacks DATs.
+    assert_eq!(gui.project().nodes.len(), 3 + 9, "{:?}", gui.kinds());
+    assert_eq!(overlaps(&gui), Vec::<(String, String)>::new());
+    // The Operator menu (no pointer position) too.
+    for _ in 0..3 {
+        gui.h.state_mut().queue(Action::Create {
+            kind: OpKind::Table,
+            pos: None,
+        });
+        gui.steps(3);
+    }
+    assert_eq!(overlaps(&gui), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn the_node_drawn_on_top_takes_the_click() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "under", kind: Table, pos: (100.0, 100.0)),
+        (id: 2, name: "over", kind: Table, pos: (130.0, 110.0)),
+    ],
+)"#,
+    ));
+    let under = gui.node_rect("under");
+    let over = gui.node_rect("over");
+    assert_ne!(under, over);
+    let both = under.intersect(over);
+    assert!(
+        both.is_positive(),
+        "the nodes do not overlap: {under:?} {over:?}"
+    );
+    // Snarl stacks new nodes in no set order: whichever it drew last is on top.
+    let top = gui
+        .app()
+        .graph_draw_order()
+        .last()
+        .copied()
+        .expect("nothing drawn");
+    gui.click_at(both.center());
+    assert_eq!(gui.app().selection().current(), Some(top));
+    // Clicking the one underneath (where it shows) brings it up; then it takes the click.
+    let (under_id, under_rect) = if top == gui.id("over") {
+        (gui.id("under"), under)
+    } else {
+        (gui.id("over"), over)
+    };
+    let visible = [
+        under_rect.left_top() + vec2(4.0, 4.0),
+        under_rect.right_bottom() - vec2(4.0, 4.0),
+    ]
+    .into_iter()
+    .find(|p| !both.contains(*p))
+    .expect("no visible part");
+    gui.click_at(visible);
+    assert_eq!(gui.app().selection().current(), Some(under_id));
+}
+
+#[test]
+fn h_frames_everything_and_f_the_selection() {
+    let mut gui = Gui::new(load(LOOSE));
+    // Pan everything out of sight.
+    for _ in 0..3 {
+        gui.drag(pos2(700.0, 500.0), pos2(100.0, 100.0));
+    }
+    let graph = gui.app().graph_screen_rect();
+    assert!(
+        !graph.intersects(gui.node_rect("tab")),
+        "the pan did not hide the nodes"
+    );
+    gui.key(Modifiers::NONE, Key::H);
+    let graph = gui.app().graph_screen_rect();
+    for name in ["server", "cb", "tab"] {
+        assert!(
+            graph.contains_rect(gui.node_rect(name)),
+            "{name} is not in view after H"
+        );
+    }
+    gui.select("tab");
+    gui.key(Modifiers::NONE, Key::F);
+    let graph = gui.app().graph_screen_rect();
+    let tab = gui.node_rect("tab");
+    assert!(graph.contains_rect(tab));
+    assert!(
+        tab.center().distance(graph.center()) < 5.0,
+        "{tab:?} not centred in {graph:?}"
+    );
+    // The View menu has both.
+    gui.h.get_by_label("View").click();
+    gui.steps(2);
+    gui.h.get_by_label("Frame All H");
+    gui.h.get_by_label("Frame Selection F");
+}
+
+#[test]
+fn the_right_panel_keeps_its_width_and_the_viewer_never_hides_the_selection() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "server", kind: WebServer, pos: (40.0, 40.0), params: {"active": false, "port": 0}),
+        (id: 2, name: "low", kind: Table, pos: (300.0, 640.0), table: [("a", "b")]),
+    ],
+)"#,
+    ));
+    let nothing = gui.app().graph_screen_rect().right();
+    gui.select("server");
+    let server = gui.app().graph_screen_rect().right();
+    gui.select("low");
+    gui.steps(3);
+    let low = gui.app().graph_screen_rect().right();
+    assert_eq!(nothing, server);
+    assert_eq!(server, low);
+    // The table's viewer opened below the graph: the node is still in sight.
+    let graph = gui.app().graph_screen_rect();
+    assert!(graph.bottom() < 640.0, "no viewer opened: {graph:?}");
+    assert!(
+        graph.contains_rect(gui.node_rect("low")),
+        "the viewer hides the node"
+    );
+}
+
+#[test]
+fn an_idle_window_asks_for_no_repaint() {
+    let mut gui = Gui::new(load(LOOSE));
+    gui.select("tab");
+    gui.steps(10);
+    // Nothing moves: no timer keeps redrawing (input and the engine's waker do that).
+    assert!(
+        !gui.h.ctx.has_requested_repaint(),
+        "{:?}",
+        gui.h.ctx.repaint_causes()
+    );
+}
+
+/// The viewer's cell showing `text` (the lowest on screen: the graph's preview is above).
+fn viewer_cell(gui: &Gui, text: &str) -> egui::Rect {
+    gui.h
+        .query_all_by_value(text)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .unwrap_or_else(|| panic!("no cell {text:?}"))
+}
+
+fn table_of(gui: &Gui, name: &str) -> Vec<Vec<String>> {
+    gui.project()
+        .node_by_name(name)
+        .and_then(|n| n.table.clone())
+        .map(|t| t.rows)
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_cell_is_editable_and_rows_and_columns_come_from_any_cell() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "tab", kind: Table, pos: (40.0, 40.0), table: [("k", ""), ("x", "y")]),
+        (id: 2, name: "chop", kind: Channels, pos: (400.0, 40.0)),
+    ],
+)"#,
+    ));
+    gui.select("tab");
+    gui.steps(2);
+    // The empty cell right of "k" takes a click like any other.
+    let k = viewer_cell(&gui, "k");
+    let y = viewer_cell(&gui, "y");
+    gui.click_at(pos2(y.center().x, k.center().y));
+    gui.h.event(egui::Event::Text("v".into()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    assert_eq!(table_of(&gui, "tab")[0], ["k", "v"]);
+    // A context menu on any cell inserts and deletes.
+    let y = viewer_cell(&gui, "y");
+    gui.h.hover_at(y.center());
+    for pressed in [true, false] {
+        gui.h.event(egui::Event::PointerButton {
+            pos: y.center(),
+            button: egui::PointerButton::Secondary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    gui.steps(3);
+    gui.h.get_by_label_contains("Insert row below").click();
+    gui.steps(3);
+    assert_eq!(table_of(&gui, "tab").len(), 3);
+    // ...and so do keys, while a cell is edited.
+    gui.click_at(viewer_cell(&gui, "x").center());
+    gui.key(Modifiers::COMMAND | Modifiers::SHIFT, Key::ArrowRight);
+    assert_eq!(table_of(&gui, "tab")[1], ["x", "", "y"]);
+    // A read-only table (the Channels CHOP's) offers no edit controls.
+    gui.h.get_by_label("+ Row");
+    gui.select("chop");
+    gui.steps(2);
+    assert!(gui.h.query_by_label("+ Row").is_none());
+}
+
+#[test]
+fn the_inspector_shows_a_selected_json_cell_pretty() {
+    let mut gui = Gui::new(load(
+        r#"(
+    version: 2,
+    nodes: [
+        (id: 1, name: "tab", kind: Table, pos: (40.0, 40.0),
+         table: [("message",), ("{\"user\":\"ada\",\"tags\":[1,2]}",)]),
+    ],
+)"#,
+    ));
+    gui.select("tab");
+    gui.steps(2);
+    let cell = viewer_cell(&gui, "{\"user\":\"ada\",\"tags\":[1,2]}");
+    gui.click_at(cell.center());
+    gui.key(Modifiers::NONE, Key::Escape);
+    let pretty = gui
+        .h
+        .query_all_by_label_contains("\"user\": \"ada\"")
+        .find_map(|n| n.value())
+        .expect("no pretty JSON in the inspector");
+    assert!(
+        pretty.contains("\"tags\": [\n    1,\n    2\n  ]"),
+        "{pretty}"
+    );
+    gui.h.get_by_label("Copy");
+}
+
+#[test]
+fn the_in_app_dialog_opens_a_project_and_examples_are_listed() {
+    let mut gui = Gui::new(load(LOOSE));
+    let file = gui.dir().join("other.ron");
+    project::save_file(&load(SERVER), &file).unwrap();
+    // No native dialog under the harness: File > Open brings up the in-app one.
+    gui.h.state_mut().queue(Action::Open(None));
+    gui.steps(3);
+    gui.h.get_by_label("Open project");
+    // It opens in the project's folder (here: none, so the engine's), so go there by path.
+    let field = gui
+        .h
+        .get_all_by_role(Role::TextInput)
+        .find(|n| n.value().is_some_and(|v| v.starts_with('/')))
+        .expect("no folder field")
+        .rect();
+    gui.click_at(field.center());
+    gui.key(Modifiers::COMMAND, Key::A);
+    gui.h
+        .event(egui::Event::Text(gui.dir().display().to_string()));
+    gui.steps(1);
+    gui.key(Modifiers::NONE, Key::Enter);
+    gui.h.get_by_label("other.ron").click();
+    gui.steps(2);
+    gui.h.get_by_label("Open").click();
+    gui.steps(3);
+    assert_eq!(
+        gui.app().path().map(|p| p.file_name()),
+        Some(file.file_name())
+    );
+    assert!(gui.project().node_by_name("web").is_some());
+    assert!(
+        gui.h.query_by_label("Open project").is_none(),
+        "the dialog stayed"
+    );
+    // File > Examples lists the shipped projects.
+    gui.h.get_by_label("File").click();
+    gui.steps(2);
+    gui.h.get_by_label_contains("Examples").hover();
+    gui.steps(3);
+    gui.h.get_by_label("chat.ron");
 }

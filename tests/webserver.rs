@@ -1898,6 +1898,9 @@ fn a_traceback_names_the_dat_and_line_and_fixing_the_text_clears_it() {
     let engine = server.runner.engine.lock();
     let state = engine.world().state(text_dat).unwrap();
     assert!(state.script_error.is_none(), "{:?}", state.script_error);
+    // The call that worked also took back the "last error" the script had left on the server.
+    let web = engine.world().state(server.web).unwrap();
+    assert!(web.last_error.is_none(), "{:?}", web.last_error);
 }
 
 /// A blank Local Address listens on IPv6 and IPv4 alike (one dual-stack socket); an IPv4 client

@@ -189,6 +189,12 @@ impl Engine {
                     .get(kind)
                     .close_client(world, id, &client)
                     .map_err(CommandError::Invalid)?;
+                // A close by hand leaves a trace, as the closes a script asks for do.
+                world.log(
+                    crate::engine::Level::Info,
+                    Some(id),
+                    format!("closed client {client} by hand"),
+                );
             }
             Command::SetSettings(settings) => {
                 let mut probe = self.project().clone();

@@ -55,10 +55,25 @@ impl std::fmt::Display for ConsoleLine {
             write!(f, "[{}] ", self.node_name)?;
         }
         write!(f, "{}", self.text)?;
-        if self.repeats > 0 {
-            write!(f, " (and {} more times)", self.repeats)?;
+        if let Some(note) = self.repeat_note() {
+            write!(f, "{note}")?;
         }
         Ok(())
+    }
+}
+
+impl ConsoleLine {
+    /// ` (and N more times, last HH:MM:SS)` for a line that came again, else `None`.
+    pub fn repeat_note(&self) -> Option<String> {
+        if self.repeats == 0 {
+            return None;
+        }
+        let secs = self.last_repeat_ms.div_euclid(1000);
+        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        Some(format!(
+            " (and {} more times, last {h:02}:{m:02}:{s:02})",
+            self.repeats
+        ))
     }
 }
 
@@ -212,7 +227,7 @@ mod tests {
         let lines: Vec<String> = c.lines().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(
-            lines[0].ends_with("[web] client too slow (and 49999 more times)"),
+            lines[0].contains("[web] client too slow (and 49999 more times, last "),
             "{lines:?}"
         );
         assert!(lines[2].ends_with("[web] client too slow"), "{lines:?}");

@@ -47,6 +47,7 @@ pub fn spawn_cook_thread(
                 }
             };
             let mut next_frame = Instant::now();
+            let mut shown_stamp = None;
             loop {
                 enum Woke {
                     Event(crate::net::NetEvent),
@@ -71,6 +72,7 @@ pub fn spawn_cook_thread(
                 match woke {
                     Woke::Stop => break,
                     Woke::Event(first) => {
+                        // Events are what the window shows (messages, connections): always wake.
                         let mut engine = engine.lock();
                         let locked_at = Instant::now();
                         let _session = engine.script_session();
@@ -86,17 +88,21 @@ pub fn spawn_cook_thread(
                         }
                     }
                     Woke::Frame => {
-                        let period = {
+                        let (period, stamp) = {
                             let mut engine = engine.lock();
                             let _session = engine.script_session();
                             engine.cook_frame();
-                            engine.frame_period()
+                            (engine.frame_period(), engine.view_stamp())
                         };
                         // Keep a steady rate, but after a stall start afresh instead of cooking a burst.
                         next_frame += period;
                         let now = Instant::now();
                         if next_frame < now {
                             next_frame = now + period;
+                        }
+                        // A frame that changed nothing visible does not wake the window.
+                        if shown_stamp.replace(stamp) == Some(stamp) {
+                            continue;
                         }
                     }
                 }

@@ -36,6 +36,9 @@ pub fn unix_time_ms() -> i64 {
 /// The receiving end of the network events channel; the cook thread owns it.
 pub type EventReceiver = mpsc::Receiver<NetEvent>;
 
+/// How long an edited script DAT's text must rest before it compiles (typing pauses are longer).
+const COMPILE_DEBOUNCE: Duration = Duration::from_millis(300);
+
 /// What a network task needs to report to the engine.
 #[derive(Clone)]
 pub struct NetContext {
@@ -118,6 +121,39 @@ impl Engine {
 
     pub fn project(&self) -> &Project {
         &self.world.project
+    }
+
+    /// A digest of what a window shows of the engine (document, console, per-node errors,
+    /// badges, contents and message counts), but not of what every frame moves (frame number,
+    /// cook times): the cook thread wakes the GUI after a frame only when this changed, so an
+    /// idle project does not redraw at the cook rate.
+    pub fn view_stamp(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let world = &self.world;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        world.revision.hash(&mut h);
+        world.console.next_seq().hash(&mut h);
+        // A repeated line is counted on the last line, not added.
+        world
+            .console
+            .lines()
+            .next_back()
+            .map(|l| l.repeats)
+            .hash(&mut h);
+        for node in &world.project.nodes {
+            node.id.hash(&mut h);
+            world.badge(node.id).hash(&mut h);
+            world.messages_in(node.id).hash(&mut h);
+            if let Some(state) = world.state(node.id) {
+                state.errors.hash(&mut h);
+                state.warnings.hash(&mut h);
+                state.content_rev.hash(&mut h);
+                state.status_error.is_some().hash(&mut h);
+                state.script_error.is_some().hash(&mut h);
+                state.last_error.is_some().hash(&mut h);
+            }
+        }
+        h.finish()
     }
 
     pub fn net(&self) -> &NetContext {
@@ -251,10 +287,11 @@ impl Engine {
         }
     }
 
-    /// Compiles every script DAT whose text changed since it was last compiled, so that a syntax
-    /// error is marked when the text is edited, not at the next callback; a clean compile clears
-    /// the DAT's error.
+    /// Compiles every script DAT whose text changed since it was last compiled, once the text has
+    /// rested for [`COMPILE_DEBOUNCE`], so that a syntax error is marked while editing, not at the
+    /// next callback; a clean compile clears the DAT's error and the last errors it left.
     fn compile_edited_scripts(&mut self, ids: &[NodeId]) {
+        let now = Instant::now();
         for &id in ids {
             let Some(state) = self.world.state(id) else {
                 continue;
@@ -263,9 +300,26 @@ impl Engine {
             if state.compiled_rev == Some(rev) || !self.world.is_script(id) {
                 continue;
             }
-            self.world.state_mut(id).compiled_rev = Some(rev);
+            // The first compile (project start) does not wait; edits do.
+            if state.compiled_rev.is_some() {
+                let state = self.world.state_mut(id);
+                match state.edit_seen {
+                    Some((seen, at)) if seen == rev => {
+                        if now.duration_since(at) < COMPILE_DEBOUNCE {
+                            continue;
+                        }
+                    }
+                    _ => {
+                        state.edit_seen = Some((rev, now));
+                        continue;
+                    }
+                }
+            }
+            let state = self.world.state_mut(id);
+            state.compiled_rev = Some(rev);
+            state.edit_seen = None;
             match self.scripts.compile(&mut self.world, id) {
-                Ok(true) => self.world.state_mut(id).script_error = None,
+                Ok(true) => self.world.clear_script_error(id),
                 // Compiled before (by a callback): its errors, if any, stand.
                 Ok(false) | Err((_, false)) => {}
                 Err((error, true)) => {
@@ -317,8 +371,12 @@ impl Engine {
             ScriptOutcome::Missing => CallOutcome::Missing,
             ScriptOutcome::Done(value) => {
                 // The DAT's last error stays marked until a call of it succeeds.
-                if let Some(state) = self.world.nodes.get_mut(&text_node) {
-                    state.script_error = None;
+                if self
+                    .world
+                    .state(text_node)
+                    .is_some_and(|s| s.script_error.is_some())
+                {
+                    self.world.clear_script_error(text_node);
                 }
                 CallOutcome::Done(value)
             }

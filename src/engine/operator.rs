@@ -169,7 +169,7 @@ pub trait OpState: Any + Send + std::fmt::Debug {}
 impl<T: Any + Send + std::fmt::Debug> OpState for T {}
 
 /// The state an operator shows on its node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Badge {
     /// Nothing running (inactive, or an operator without connections).
     Idle,

@@ -67,6 +67,9 @@ pub struct NodeState {
     pub script_error: Option<NodeError>,
     /// On a script DAT: the content revision last compiled (None: not yet).
     pub compiled_rev: Option<u64>,
+    /// On a script DAT: an edited revision waiting to compile, and when it was first seen (edits
+    /// compile once the text rests, so a half-typed line is not reported at every key).
+    pub edit_seen: Option<(u64, std::time::Instant)>,
     /// Increases when the node's table or text changes.
     pub content_rev: u64,
     /// Parameters changed since the runtime last reconciled.
@@ -347,6 +350,23 @@ impl World {
                         .any(|w| w.from == id && w.input == Input::Callbacks)
             }
             _ => false,
+        }
+    }
+
+    /// The Text DAT's script works again (it compiled, or a callback of it returned): its marker
+    /// goes, and so does the "last error" it left on itself and on the nodes using it.
+    pub fn clear_script_error(&mut self, text_node: NodeId) {
+        if let Some(state) = self.nodes.get_mut(&text_node) {
+            state.script_error = None;
+        }
+        for state in self.nodes.values_mut() {
+            if state
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.script_node == Some(text_node))
+            {
+                state.last_error = None;
+            }
         }
     }
 

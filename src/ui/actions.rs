@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::App;
 use super::document::{Choice, Pending};
+use super::file_dialog::{FileDialog, Purpose};
 use super::undo::Merge;
 use crate::engine::Command;
 use crate::project::{Node, NodeId, ParValue, Project, Wire};
@@ -33,6 +34,10 @@ pub enum Action {
     },
     /// Selects a node and brings it into view (console lines, pickers).
     Focus(NodeId),
+    /// Fits every node in the view (H).
+    FrameAll,
+    /// Fits the selected nodes in the view (F).
+    FrameSelection,
     SelectAll,
     /// Starts renaming the current node in place.
     Rename,
@@ -52,6 +57,14 @@ pub enum Action {
     SaveAs(Option<PathBuf>),
     /// The answer to "save changes?".
     Resolve(Choice),
+    /// Opens this file now (the unsaved-changes question, if any, was answered).
+    OpenFile(PathBuf),
+    /// A file (or folder) chosen for a path parameter in the in-app dialog.
+    PickedFile {
+        id: NodeId,
+        token: &'static str,
+        path: PathBuf,
+    },
     /// Asks for a file (or a folder) for a path parameter with the native picker.
     PickFile {
         id: NodeId,
@@ -92,6 +105,17 @@ struct Clip {
 /// Each action may queue more (an answered dialog runs what it was asked for); this bounds the
 /// chain so a bug cannot loop forever.
 const MAX_ACTION_ROUNDS: usize = 8;
+
+/// What asking the native file dialog gave.
+pub(super) enum Native<T> {
+    Chosen(T),
+    Cancelled,
+    /// No dialog came up.
+    Unavailable,
+}
+
+/// A native dialog that answers sooner than this did not open (see `native_dialog`).
+const NATIVE_DIALOG_MIN: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl App {
     /// Shortcuts, dropped files and the window's close button, read before the panels so a
@@ -146,6 +170,12 @@ impl App {
             if i.consume_key(Modifiers::NONE, Key::F2) {
                 actions.push(Action::Rename);
             }
+            if i.consume_key(Modifiers::NONE, Key::H) {
+                actions.push(Action::FrameAll);
+            }
+            if i.consume_key(Modifiers::NONE, Key::F) {
+                actions.push(Action::FrameSelection);
+            }
             if i.consume_key(Modifiers::NONE, Key::Tab) {
                 tab = true;
                 actions.push(Action::CreateMenu);
@@ -165,6 +195,7 @@ impl App {
         }
         if !typing && ctx.input(|i| i.key_pressed(Key::Escape)) {
             self.graph.close_create_menu();
+            self.show_help = false;
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -215,8 +246,12 @@ impl App {
                 }
             }
             Action::Create { kind, pos } => {
-                let pos = pos.unwrap_or_else(|| self.graph.view_center());
-                self.edit(
+                let wanted = pos.unwrap_or_else(|| self.graph.view_center());
+                let pos = {
+                    let engine = self.runner.engine.lock();
+                    self.graph.free_spot(engine.world(), kind, wanted)
+                };
+                let created = self.edit(
                     vec![Command::AddNode {
                         kind,
                         name: None,
@@ -224,6 +259,15 @@ impl App {
                     }],
                     None,
                 );
+                if let Some(id) = created.first() {
+                    self.graph.reveal(*id);
+                }
+            }
+            Action::FrameAll => self.graph.frame_nodes(Vec::new()),
+            Action::FrameSelection => {
+                if !self.selection.nodes().is_empty() {
+                    self.graph.frame_nodes(self.selection.nodes().to_vec());
+                }
             }
             Action::Focus(id) => {
                 self.selection.set_one(id);
@@ -275,6 +319,8 @@ impl App {
                 extensions,
                 folder,
             } => self.pick_file(id, token, extensions, folder),
+            Action::PickedFile { id, token, path } => self.set_file_par(id, token, path),
+            Action::OpenFile(path) => self.open_path(&path),
             Action::ClearConsole => {
                 self.runner.engine.lock().console_mut().clear();
             }
@@ -288,6 +334,7 @@ impl App {
 
     /// Applies a user edit under one undo step. Refused commands show their reason.
     pub(super) fn edit(&mut self, commands: Vec<Command>, merge: Option<Merge>) -> Vec<NodeId> {
+        self.notice = None;
         let engine = self.runner.engine.clone();
         let mut engine = engine.lock();
         let revision = engine.world().revision;
@@ -408,18 +455,51 @@ impl App {
         folder: bool,
     ) {
         let base_dir = self.runner.engine.lock().world().base_dir.clone();
-        let mut dialog = rfd::FileDialog::new().set_directory(&base_dir);
-        if !extensions.is_empty() {
-            dialog = dialog.add_filter(extensions.join(", "), extensions);
+        let native = self.native_dialog(|| {
+            let mut dialog = rfd::FileDialog::new().set_directory(&base_dir);
+            if !extensions.is_empty() {
+                dialog = dialog.add_filter(extensions.join(", "), extensions);
+            }
+            if folder {
+                dialog.pick_folder()
+            } else {
+                dialog.pick_file()
+            }
+        });
+        match native {
+            Native::Chosen(path) => self.set_file_par(id, token, path),
+            Native::Cancelled => {}
+            Native::Unavailable => {
+                self.file_dialog = Some(FileDialog::new(
+                    Purpose::Parameter { id, token, folder },
+                    &base_dir,
+                    extensions,
+                    "",
+                ));
+            }
         }
-        let picked = if folder {
-            dialog.pick_folder()
-        } else {
-            dialog.pick_file()
-        };
-        let Some(path) = picked else {
-            return;
-        };
+    }
+
+    /// Asks the native dialog if there is one; when it is unavailable the in-app one is used,
+    /// then and from then on.
+    pub(super) fn native_dialog<T>(&mut self, ask: impl FnOnce() -> Option<T>) -> Native<T> {
+        if !self.native_dialogs {
+            return Native::Unavailable;
+        }
+        let asked = std::time::Instant::now();
+        let answer = ask();
+        // Nobody cancels a dialog this fast: none came up (rfd found no portal and no zenity,
+        // and only said so on stderr).
+        if answer.is_none() && asked.elapsed() < NATIVE_DIALOG_MIN {
+            log::warn!("no native file dialog; using the in-app one");
+            self.native_dialogs = false;
+            return Native::Unavailable;
+        }
+        answer.map_or(Native::Cancelled, Native::Chosen)
+    }
+
+    fn set_file_par(&mut self, id: NodeId, token: &'static str, path: PathBuf) {
+        let base_dir = self.runner.engine.lock().world().base_dir.clone();
         // Files beside the project are kept relative, so the project folder can move.
         let base = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
         let value = path

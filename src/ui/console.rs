@@ -43,6 +43,17 @@ fn clock(time_ms: i64) -> String {
 
 pub fn show(ui: &mut Ui, state: &mut ConsoleState, world: &World, actions: &mut Vec<Action>) {
     let console = &world.console;
+    let filter = state.filter.to_lowercase();
+    let shown: Vec<&ConsoleLine> = console
+        .lines()
+        .filter(|l| state.paused_at.is_none_or(|at| l.seq < at))
+        .filter(|l| l.level >= state.min_level)
+        .filter(|l| {
+            filter.is_empty()
+                || l.text.to_lowercase().contains(&filter)
+                || l.node_name.to_lowercase().contains(&filter)
+        })
+        .collect();
     ui.horizontal(|ui| {
         ui.strong("Console");
         ui.add(
@@ -82,19 +93,13 @@ pub fn show(ui: &mut Ui, state: &mut ConsoleState, world: &World, actions: &mut 
         if ui.button("Clear").clicked() {
             actions.push(Action::ClearConsole);
         }
-        ui.weak(format!("{} lines", console.len()));
+        // The count is of what the filter shows, and says so when it hides lines.
+        if shown.len() == console.len() {
+            ui.weak(format!("{} lines", console.len()));
+        } else {
+            ui.weak(format!("{} of {} lines", shown.len(), console.len()));
+        }
     });
-    let filter = state.filter.to_lowercase();
-    let shown: Vec<&ConsoleLine> = console
-        .lines()
-        .filter(|l| state.paused_at.is_none_or(|at| l.seq < at))
-        .filter(|l| l.level >= state.min_level)
-        .filter(|l| {
-            filter.is_empty()
-                || l.text.to_lowercase().contains(&filter)
-                || l.node_name.to_lowercase().contains(&filter)
-        })
-        .collect();
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
     egui::ScrollArea::vertical()
         .id_salt("console-scroll")
@@ -126,6 +131,9 @@ fn line_ui(ui: &mut Ui, line: &ConsoleLine, world: &World, actions: &mut Vec<Act
         );
     }
     add(&line.text, ui.visuals().text_color());
+    if let Some(note) = line.repeat_note() {
+        add(&note, weak);
+    }
     let exists = line.node.is_some_and(|id| world.project.node(id).is_some());
     let response = ui.add(
         egui::Label::new(job)

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::actions::Action;
+use super::actions::{Action, Native};
+use super::file_dialog::{self, FileDialog, Purpose};
 use super::undo::Undo;
 use super::{App, Selection};
 use crate::engine::Command;
@@ -96,7 +97,7 @@ impl Document {
         &self.recent
     }
 
-    fn remember(&mut self, path: &Path) {
+    pub(super) fn remember(&mut self, path: &Path) {
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.recent.retain(|p| *p != path);
         self.recent.insert(0, path);
@@ -199,15 +200,21 @@ impl App {
     pub(super) fn perform(&mut self, ctx: &egui::Context, op: Pending) {
         match op {
             Pending::New => self.replace_document(Project::default(), None),
-            Pending::Open(path) => {
-                let path = path.or_else(|| {
+            Pending::Open(Some(path)) => self.open_path(&path),
+            Pending::Open(None) => {
+                let dir = self.dialog_dir();
+                let native = self.native_dialog(|| {
                     rfd::FileDialog::new()
                         .add_filter("datpatch project", &["ron"])
-                        .set_directory(self.dialog_dir())
+                        .set_directory(&dir)
                         .pick_file()
                 });
-                if let Some(path) = path {
-                    self.open_path(&path);
+                match native {
+                    Native::Chosen(path) => self.open_path(&path),
+                    Native::Cancelled => {}
+                    Native::Unavailable => {
+                        self.file_dialog = Some(FileDialog::new(Purpose::Open, &dir, &["ron"], ""));
+                    }
                 }
             }
             Pending::Quit => {
@@ -272,11 +279,24 @@ impl App {
                     || "untitled.ron".into(),
                     |n| n.to_string_lossy().into_owned(),
                 );
-            rfd::FileDialog::new()
-                .add_filter("datpatch project", &["ron"])
-                .set_directory(self.dialog_dir())
-                .set_file_name(name)
-                .save_file()
+            let dir = self.dialog_dir();
+            let native = self.native_dialog(|| {
+                rfd::FileDialog::new()
+                    .add_filter("datpatch project", &["ron"])
+                    .set_directory(&dir)
+                    .set_file_name(&name)
+                    .save_file()
+            });
+            match native {
+                Native::Chosen(path) => Some(path),
+                Native::Cancelled => None,
+                Native::Unavailable => {
+                    // Saved when the in-app dialog answers (with SaveAs of the path chosen).
+                    self.file_dialog =
+                        Some(FileDialog::new(Purpose::SaveAs, &dir, &["ron"], &name));
+                    None
+                }
+            }
         });
         let Some(mut path) = path else {
             return false;
@@ -312,6 +332,7 @@ impl App {
                 self.undo.close_group();
                 self.doc.remember(path);
                 self.status = None;
+                self.notice = Some(format!("Saved {}", path.display()));
                 true
             }
             Err(e) => {
@@ -343,6 +364,25 @@ pub fn menu_bar(
             if item(ui, "Open…", "Ctrl+O", true) {
                 actions.push(Action::Open(None));
             }
+            ui.menu_button("Examples", |ui| {
+                let examples = file_dialog::examples();
+                if examples.is_empty() {
+                    ui.weak("No example projects found");
+                }
+                for path in examples {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if ui
+                        .button(name)
+                        .on_hover_text(path.display().to_string())
+                        .clicked()
+                    {
+                        actions.push(Action::Open(Some(path)));
+                    }
+                }
+            });
             ui.menu_button("Open Recent", |ui| {
                 if doc.recent().is_empty() {
                     ui.weak("No recent files");
@@ -404,6 +444,14 @@ pub fn menu_bar(
                 actions.push(Action::SelectAll);
             }
         });
+        ui.menu_button("View", |ui| {
+            if item(ui, "Frame All", "H", true) {
+                actions.push(Action::FrameAll);
+            }
+            if item(ui, "Frame Selection", "F", !selection.nodes().is_empty()) {
+                actions.push(Action::FrameSelection);
+            }
+        });
         ui.menu_button("Operator", |ui| {
             for kind in OpKind::ALL {
                 if ui.button(kind.label()).clicked() {
@@ -440,6 +488,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("Right-click a wire or pin", "unwire"),
     ("Drag the background / scroll", "pan"),
     ("Ctrl+scroll", "zoom"),
+    ("H / F", "frame all nodes / the selection"),
     ("Double-click a name, F2", "rename"),
     ("Del / Backspace", "delete the selection"),
     ("Ctrl+C / Ctrl+X / Ctrl+V", "copy / cut / paste nodes"),
@@ -450,8 +499,28 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+N / Ctrl+O", "new / open project"),
     ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
     ("Drop a .ron file on the window", "open it"),
+    (
+        "Click a table cell",
+        "edit it and show it whole beside the table",
+    ),
+    (
+        "Right-click a table cell",
+        "insert / delete rows and columns",
+    ),
+    (
+        "Ctrl+Shift+↑ / ↓ (editing a cell)",
+        "insert a row above / below",
+    ),
+    (
+        "Ctrl+Shift+← / → (editing a cell)",
+        "insert a column left / right",
+    ),
+    (
+        "Ctrl+Shift+Delete / Backspace (editing a cell)",
+        "delete its row / column",
+    ),
     ("Click a console line", "select its operator"),
-    ("F1", "this window"),
+    ("F1 / Escape", "open / close this window"),
 ];
 
 /// Modal questions and windows: unsaved changes, load errors, shortcuts.

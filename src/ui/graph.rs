@@ -32,6 +32,14 @@ const PREVIEW_COLS: usize = 3;
 const PREVIEW_CHARS: usize = 10;
 /// Width of a node's body: narrow enough for TouchDesigner-like spacing of a few hundred points.
 const BODY_WIDTH: f32 = 150.0;
+/// What a node not drawn yet is taken to cover, for placing new nodes around it.
+const DEFAULT_NODE_SIZE: egui::Vec2 = vec2(200.0, 150.0);
+/// Space kept free around every node when placing a new one.
+const NODE_GAP: f32 = 20.0;
+/// Spacing of the spots tried around the asked-for one when placing a new node.
+const PLACE_STEP: f32 = 20.0;
+/// Where the callbacks DAT made with a network operator goes, relative to it (the engine's).
+const CALLBACKS_OFFSET_Y: f32 = 180.0;
 
 #[derive(Clone, Copy, Debug)]
 struct GNode {
@@ -67,6 +75,14 @@ pub struct GraphView {
     pin_rows: HashMap<(NodeId, Option<usize>), f32>,
     pending_view: Option<View>,
     center_on: Option<NodeId>,
+    /// Fit these nodes in the view next frame (empty: all of them).
+    frame: Option<Vec<NodeId>>,
+    /// Pan, if needed, so this node is inside the view next frame.
+    reveal: Option<NodeId>,
+    /// Nodes in the order snarl drew them last frame (the last is on top).
+    draw_order: Vec<NodeId>,
+    /// The right-click create menu was open last frame (its search box is focused on opening).
+    graph_menu_open: bool,
     renaming: Option<Rename>,
     create: Option<CreateMenu>,
     /// Search text of the right-click create menu.
@@ -88,6 +104,10 @@ impl GraphView {
             pin_rows: HashMap::new(),
             pending_view: Some(view),
             center_on: None,
+            frame: None,
+            reveal: None,
+            draw_order: Vec::new(),
+            graph_menu_open: false,
             renaming: None,
             create: None,
             menu_query: String::new(),
@@ -133,6 +153,82 @@ impl GraphView {
 
     pub fn center_on(&mut self, id: NodeId) {
         self.center_on = Some(id);
+    }
+
+    /// Fits `ids` (all nodes when empty) in the view, as TouchDesigner's H and F do.
+    pub fn frame_nodes(&mut self, ids: Vec<NodeId>) {
+        self.frame = Some(ids);
+    }
+
+    /// Pans just enough to show `id` (a new node, a node the viewer would hide).
+    pub fn reveal(&mut self, id: NodeId) {
+        self.reveal = Some(id);
+    }
+
+    /// Where a node of `kind` goes when asked for at `at` (graph space): the free spot nearest
+    /// to it, so a new node (and the callbacks DAT that comes with a network operator) never
+    /// lands on top of another.
+    pub fn free_spot(&self, world: &World, kind: OpKind, at: (f32, f32)) -> (f32, f32) {
+        let size_of = |id: NodeId| {
+            self.node_rects
+                .get(&id)
+                .map_or(DEFAULT_NODE_SIZE, egui::Rect::size)
+        };
+        let occupied: Vec<Rect> = world
+            .project
+            .nodes
+            .iter()
+            .map(|n| Rect::from_min_size(pos2(n.pos.0, n.pos.1), size_of(n.id)).expand(NODE_GAP))
+            .collect();
+        // A node of the same kind already drawn tells the size best.
+        let size = world
+            .project
+            .nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .filter_map(|n| self.node_rects.get(&n.id))
+            .map(egui::Rect::size)
+            .fold(DEFAULT_NODE_SIZE, egui::Vec2::max);
+        let with_callbacks = world.operators.get(kind).callbacks_template().is_some();
+        let footprint = |p: Pos2| {
+            let own = Rect::from_min_size(p, size);
+            if with_callbacks {
+                own.union(Rect::from_min_size(
+                    p + vec2(0.0, CALLBACKS_OFFSET_Y),
+                    DEFAULT_NODE_SIZE,
+                ))
+            } else {
+                own
+            }
+        };
+        let free = |p: Pos2| {
+            let f = footprint(p);
+            !occupied.iter().any(|o| o.intersects(f))
+        };
+        let at = pos2(at.0, at.1);
+        // Rings of candidates around `at`, nearest first within each ring.
+        for ring in 0..80_i32 {
+            let mut candidates: Vec<Pos2> = (-ring..=ring)
+                .flat_map(|dx| (-ring..=ring).map(move |dy| (dx, dy)))
+                .filter(|(dx, dy)| dx.abs().max(dy.abs()) == ring)
+                .map(|(dx, dy)| at + vec2(dx as f32, dy as f32) * PLACE_STEP)
+                .collect();
+            candidates.sort_by(|a, b| a.distance_sq(at).total_cmp(&b.distance_sq(at)));
+            if let Some(p) = candidates.into_iter().find(|p| free(*p)) {
+                return (p.x, p.y);
+            }
+        }
+        (at.x, at.y)
+    }
+
+    /// Nodes in the order they were drawn last frame; the last is on top.
+    pub fn draw_order(&self) -> &[NodeId] {
+        &self.draw_order
+    }
+
+    /// The graph's area on screen, as of the last frame.
+    pub fn screen_rect(&self) -> Rect {
+        self.rect
     }
 
     pub fn start_rename(&mut self, id: NodeId, name: String) {
@@ -289,7 +385,15 @@ impl GraphView {
         actions: &mut Vec<Action>,
     ) {
         self.sync(world);
-        self.rect = ui.available_rect_before_wrap();
+        let rect = ui.available_rect_before_wrap();
+        // The graph shrank (the viewer opened below it): keep the current node in sight.
+        if rect.size() != self.rect.size()
+            && let Some(id) = selection.current()
+        {
+            self.reveal.get_or_insert(id);
+        }
+        self.rect = rect;
+        self.draw_order.clear();
         let mut transform = self.transform.unwrap_or_default();
         let mut viewer = Viewer {
             world,
@@ -303,12 +407,18 @@ impl GraphView {
             transform: &mut transform,
             pending_view: &mut self.pending_view,
             center_on: &mut self.center_on,
+            frame: &mut self.frame,
+            reveal: &mut self.reveal,
+            draw_order: &mut self.draw_order,
+            graph_menu_open_before: self.graph_menu_open,
+            graph_menu_shown: false,
             rect: self.rect,
         };
         SnarlWidget::new()
             .id(Id::new(GRAPH_ID))
             .style(Self::style())
             .show(&mut self.snarl, &mut viewer, ui);
+        self.graph_menu_open = viewer.graph_menu_shown;
         self.transform = Some(transform);
         if world.project.nodes.is_empty() {
             let painter = ui.painter_at(self.rect);
@@ -350,12 +460,17 @@ impl GraphView {
             return;
         };
         let graph_pos = t.inverse() * pos;
+        // The node drawn on top takes the click, as it does snarl's own drag.
         let hit = self
-            .node_rects
+            .draw_order
             .iter()
-            .filter(|(_, r)| r.contains(graph_pos))
-            .map(|(id, _)| *id)
-            .min_by_key(|id| id.0);
+            .rev()
+            .find(|id| {
+                self.node_rects
+                    .get(id)
+                    .is_some_and(|r| r.contains(graph_pos))
+            })
+            .copied();
         self.grabbed = hit;
         match hit {
             Some(id) if modifiers.command => selection.remove(id),
@@ -563,6 +678,11 @@ struct Viewer<'a> {
     transform: &'a mut TSTransform,
     pending_view: &'a mut Option<View>,
     center_on: &'a mut Option<NodeId>,
+    frame: &'a mut Option<Vec<NodeId>>,
+    reveal: &'a mut Option<NodeId>,
+    draw_order: &'a mut Vec<NodeId>,
+    graph_menu_open_before: bool,
+    graph_menu_shown: bool,
     rect: Rect,
 }
 
@@ -576,6 +696,17 @@ impl Viewer<'_> {
             );
             if !rename.focus_requested {
                 edit.request_focus();
+                // F2 selects the whole name, so typing replaces it.
+                if let Some(mut state) = egui::TextEdit::load_state(ui.ctx(), edit.id) {
+                    let end = egui::text::CCursor::new(rename.text.chars().count());
+                    state
+                        .cursor
+                        .set_char_range(Some(egui::text::CCursorRange::two(
+                            egui::text::CCursor::new(0),
+                            end,
+                        )));
+                    state.store(ui.ctx(), edit.id);
+                }
                 rename.focus_requested = true;
             }
             if edit.lost_focus() {
@@ -621,7 +752,25 @@ impl Viewer<'_> {
         let errors = state.map_or(0, |s| s.errors);
         let badge = world.badge(node.id);
         let network = matches!(node.kind, OpKind::WebServer | OpKind::WebSocket);
+        // The script a node runs (its callbacks DAT, or itself) is broken now: both show it.
+        let script_error = world
+            .callbacks_node(node.id)
+            .into_iter()
+            .chain([node.id])
+            .find_map(|t| world.state(t).and_then(|s| s.script_error.as_ref()));
         ui.horizontal_wrapped(|ui| {
+            if let Some(error) = script_error {
+                let where_ = error
+                    .line
+                    .map(|l| format!("line {l}: "))
+                    .unwrap_or_default();
+                ui.label(
+                    RichText::new("script error")
+                        .small()
+                        .color(badge_color(Badge::Error)),
+                )
+                .on_hover_text(format!("{where_}{}", error.text));
+            }
             if network || badge == Badge::Error {
                 let text = if badge == Badge::Error {
                     format!("error ({errors})")
@@ -640,7 +789,12 @@ impl Viewer<'_> {
                         format!("{errors} errors")
                     })
                     .small()
-                    .color(badge_color(Badge::Error)),
+                    // Past errors are a count; only a current one is red.
+                    .color(if script_error.is_some() {
+                        badge_color(Badge::Error)
+                    } else {
+                        ui.visuals().weak_text_color()
+                    }),
                 );
                 if let Some(error) = state.and_then(|s| s.last_error.as_ref()) {
                     label.on_hover_text(&error.text);
@@ -854,6 +1008,7 @@ impl SnarlViewer<GNode> for Viewer<'_> {
     ) {
         if let Some(g) = snarl.get_node(node) {
             self.node_rects.insert(g.id, rect);
+            self.draw_order.push(g.id);
         }
     }
 
@@ -862,7 +1017,10 @@ impl SnarlViewer<GNode> for Viewer<'_> {
     }
 
     fn show_graph_menu(&mut self, pos: Pos2, ui: &mut Ui, _snarl: &mut Snarl<GNode>) {
-        if let Some(kind) = create_menu_ui(ui, self.menu_query, false) {
+        // Focused when it opens, as Tab's menu is, so typing searches at once.
+        let focus = !self.graph_menu_open_before;
+        self.graph_menu_shown = true;
+        if let Some(kind) = create_menu_ui(ui, self.menu_query, focus) {
             self.actions.push(Action::Create {
                 kind,
                 pos: Some((pos.x, pos.y)),
@@ -984,6 +1142,42 @@ impl SnarlViewer<GNode> for Viewer<'_> {
                     self.rect.center().to_vec2() - rect.center().to_vec2() * to_global.scaling;
             }
             *self.center_on = None;
+        }
+        if let Some(ids) = self.frame.take() {
+            let rects = self
+                .node_rects
+                .iter()
+                .filter(|(id, _)| ids.is_empty() || ids.contains(id))
+                .map(|(_, r)| *r);
+            if let Some(bounds) = rects.reduce(egui::Rect::union) {
+                let room = self.rect.shrink(30.0);
+                let scale = (room.width() / bounds.width())
+                    .min(room.height() / bounds.height())
+                    .clamp(0.2, 1.0);
+                to_global.scaling = scale;
+                to_global.translation =
+                    self.rect.center().to_vec2() - bounds.center().to_vec2() * scale;
+            }
+        }
+        if let Some(id) = self.reveal.take()
+            && let Some(rect) = self.node_rects.get(&id)
+        {
+            let on_screen = to_global.mul_rect(*rect);
+            let room = self.rect.shrink(10.0);
+            let mut shift = vec2(0.0, 0.0);
+            if on_screen.bottom() > room.bottom() {
+                shift.y = room.bottom() - on_screen.bottom();
+            }
+            if on_screen.top() + shift.y < room.top() {
+                shift.y = room.top() - on_screen.top();
+            }
+            if on_screen.right() > room.right() {
+                shift.x = room.right() - on_screen.right();
+            }
+            if on_screen.left() + shift.x < room.left() {
+                shift.x = room.left() - on_screen.left();
+            }
+            to_global.translation += shift;
         }
         *self.transform = *to_global;
     }

@@ -39,7 +39,8 @@ pub fn show(
         }
     });
     egui::ScrollArea::vertical()
-        .id_salt("info-scroll")
+        // One scroll position per node: another node's Info starts at its top (its rate plot).
+        .id_salt(("info-scroll", id))
         .auto_shrink([false, false])
         .show(ui, |ui| {
             if let Some(rate) = rates.rate(id) {

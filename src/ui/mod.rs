@@ -7,6 +7,7 @@ mod actions;
 mod console;
 mod document;
 mod editor;
+mod file_dialog;
 mod graph;
 mod highlight;
 mod info;
@@ -27,11 +28,10 @@ use crate::engine::{Waker, World};
 use crate::project::{self, NodeId, Project};
 use crate::runner::Runner;
 
-/// Engine-driven repaints are capped at this period: the cook thread wakes the GUI every frame,
-/// and redrawing faster than this would spend CPU the engine needs under load.
+/// Engine-driven repaints are coalesced to this period (about the display rate): the cook thread
+/// wakes the GUI on every event and on every frame that changed something visible, and redrawing
+/// faster than this would spend CPU the engine needs under load.
 const ENGINE_REPAINT: Duration = Duration::from_millis(16);
-/// Live values (info channels, rates) refresh at least this often even when nothing wakes us.
-const IDLE_REPAINT: Duration = Duration::from_millis(250);
 
 pub fn run(project_path: PathBuf) -> Result<(), String> {
     let options = eframe::NativeOptions {
@@ -59,8 +59,14 @@ pub fn run(project_path: PathBuf) -> Result<(), String> {
             };
             let runner = Runner::start(project, &base_dir, Some(waker))
                 .map_err(|e| format!("starting the engine: {e}"))?;
+            let opened = path.clone();
             let mut app = App::new(runner, path);
+            app.native_dialogs = true;
             app.doc.set_recent_store(document::default_recent_store());
+            // The project the app was started on is a recent file too.
+            if let Some(path) = &opened {
+                app.doc.remember(path);
+            }
             app.doc.load_error = error;
             Ok(Box::new(app))
         }),
@@ -133,6 +139,13 @@ pub struct App {
     actions: Vec<Action>,
     /// The last refused edit or failed operation, shown in the status bar.
     status: Option<String>,
+    /// The last thing done that deserves a word (a save), shown until the next action.
+    notice: Option<String>,
+    /// Whether to try the native file dialogs (not under the test harness, and not once one
+    /// failed to open).
+    native_dialogs: bool,
+    /// The in-app file dialog, while open.
+    file_dialog: Option<file_dialog::FileDialog>,
     show_help: bool,
     /// UI-pass timings, reported when `DATPATCH_FRAME_STATS` is set.
     frame_stats: Option<stats::FrameStats>,
@@ -159,6 +172,9 @@ impl App {
             clipboard: None,
             actions: Vec::new(),
             status: None,
+            notice: None,
+            native_dialogs: false,
+            file_dialog: None,
             show_help: false,
             frame_stats: stats::FrameStats::from_env(),
         }
@@ -222,6 +238,16 @@ impl App {
         self.graph.pin_screen_pos(id, input)
     }
 
+    /// The graph's area on screen (what the panels around it leave).
+    pub fn graph_screen_rect(&self) -> egui::Rect {
+        self.graph.screen_rect()
+    }
+
+    /// The graph's nodes in the order they were drawn last frame (the last is on top).
+    pub fn graph_draw_order(&self) -> &[NodeId] {
+        self.graph.draw_order()
+    }
+
     /// Number of wires the graph shows.
     pub fn graph_wire_count(&self) -> usize {
         self.graph.wire_count()
@@ -242,9 +268,13 @@ impl App {
         }
         self.apply_actions(&ctx);
         self.doc.update_title(&ctx, self.undo.state());
-        ctx.request_repaint_after(IDLE_REPAINT);
+        // Nothing else repaints on a timer: input and the engine's waker do. Only a message rate
+        // still falling to zero is an animation that needs frames of its own.
+        if let Some(after) = self.rates.next_sample() {
+            ctx.request_repaint_after(after);
+        }
         if let Some(stats) = &mut self.frame_stats {
-            stats.record(started.elapsed());
+            ctx.request_repaint_after(stats.record(started.elapsed()));
         }
     }
 
@@ -276,7 +306,17 @@ impl App {
             .default_size(380.0)
             .min_size(260.0)
             .show(ui, |ui| {
-                self.inspector(ui, world);
+                // The panel keeps the width the user gave it: contents wider than that are
+                // clipped, not allowed to widen it (which moved the page tabs from node to node).
+                let rect = ui.available_rect_before_wrap();
+                let mut inner = ui.new_child(
+                    egui::UiBuilder::new()
+                        .max_rect(rect)
+                        .layout(egui::Layout::top_down(egui::Align::Min)),
+                );
+                inner.set_clip_rect(rect.intersect(ui.clip_rect()));
+                self.inspector(&mut inner, world);
+                ui.allocate_rect(rect, egui::Sense::hover());
             });
         let viewer_node = self.selection.current().filter(|id| has_viewer(world, *id));
         if let Some(id) = viewer_node {
@@ -305,6 +345,11 @@ impl App {
             &mut self.show_help,
             &mut self.actions,
         );
+        if let Some(dialog) = &mut self.file_dialog
+            && !dialog.show(ui.ctx(), &mut self.actions)
+        {
+            self.file_dialog = None;
+        }
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui, world: &World) {
@@ -318,6 +363,8 @@ impl App {
                 {
                     self.status = None;
                 }
+            } else if let Some(notice) = &self.notice {
+                ui.label(notice);
             } else {
                 ui.weak("Tab: create an operator · Shift+drag: box select · F1: shortcuts");
             }

@@ -63,6 +63,17 @@ impl Rates {
         }
     }
 
+    /// When the shown rates need another sample although nothing wakes the window: while any
+    /// rate is not yet zero (it falls to zero one sample after the messages stop).
+    pub fn next_sample(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.meters
+            .values()
+            .filter(|m| m.rate_per_s > 0.0)
+            .map(|m| (m.last_time + SAMPLE_PERIOD).saturating_duration_since(now))
+            .min()
+    }
+
     /// Messages per second over the last sample period, if the node is a network operator.
     pub fn rate(&self, id: NodeId) -> Option<f64> {
         self.meters.get(&id).map(|m| m.rate_per_s)

@@ -1,6 +1,7 @@
 //! An optional frame timer: with `DATPATCH_FRAME_STATS=1` the app prints, every few seconds, how
-//! long its UI passes took (engine lock, drawing, applying actions; not the GPU). Used to check
-//! that the GUI stays smooth while operators ingest at full rate.
+//! many UI passes (repaints) it drew per second and how long they took (engine lock, drawing,
+//! applying actions; not the GPU). Used to check that the GUI stays smooth while operators ingest
+//! at full rate, and that it does not redraw when nothing changes.
 
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,13 @@ impl FrameStats {
         })
     }
 
-    pub fn record(&mut self, pass: Duration) {
+    /// Records one UI pass. Returns when the next report is due, so an idle window still draws
+    /// one frame to print it (those frames are counted: an idle window shows 0.2/s).
+    pub fn record(&mut self, pass: Duration) -> Duration {
         self.samples_us.push(pass.as_micros() as u64);
         let elapsed = self.since.elapsed();
         if elapsed < REPORT_EVERY {
-            return;
+            return REPORT_EVERY.saturating_sub(elapsed);
         }
         let samples = &mut self.samples_us;
         samples.sort_unstable();
@@ -39,5 +42,6 @@ impl FrameStats {
         );
         samples.clear();
         self.since = Instant::now();
+        REPORT_EVERY
     }
 }
