@@ -688,6 +688,38 @@ fn a_burst_of_connections_waits_in_the_backlog_instead_of_timing_out() {
     server.assert_healthy("a burst of waiting connections");
 }
 
+/// WebSocket clients hold their connection slot: with Max Connections 3, a fourth client (of
+/// any kind) waits to be accepted until one of the three leaves.
+#[test]
+fn websocket_clients_count_towards_max_connections() {
+    let server = Server::start("\"maxconnections\": 3");
+    let addr = server.addr();
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| ws_connect(addr, "/ws")).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fourth gets through TCP (the backlog) but no answer while the three stay.
+    let mut fourth = TcpStream::connect(addr).unwrap();
+    fourth
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        fourth.read(&mut byte).is_err(),
+        "answered while three WebSocket clients hold the slots"
+    );
+    // One leaves: the waiting request is answered.
+    drop(clients.pop());
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (raw, _) = read_until_closed(&mut fourth);
+    assert_eq!(status(&raw), Some(200), "{}", String::from_utf8_lossy(&raw));
+    drop(clients);
+    server.assert_healthy("WebSocket clients at the connection limit");
+}
+
 // ---- WebSocket frames written by hand ----
 
 fn ws_connect(addr: SocketAddr, uri: &str) -> TcpStream {

@@ -100,7 +100,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 100_000,
             },
-            help: "Connections served at once; further ones wait to be accepted.",
+            help: "Connections served at once, WebSocket clients included (for as long as they stay); further ones wait to be accepted.",
         },
         ParDef {
             token: "maxbody",

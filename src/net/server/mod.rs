@@ -657,13 +657,14 @@ async fn accept_loop(
         let shared = shared.clone();
         let tls = tls.clone();
         shared.tracker.clone().spawn(async move {
-            let _permit = permit;
             match tls {
-                None => serve_connection(tcp, peer, local, shared).await,
+                None => serve_connection(tcp, peer, local, permit, shared).await,
                 Some(acceptor) => {
                     let timeout = Duration::from_millis(shared.limits().header_timeout_ms);
                     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, local, shared).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, local, permit, shared).await;
+                        }
                         Ok(Err(e)) => shared.emit_now(ServerEvent::Warning {
                             text: format!("TLS handshake with {peer} failed: {e}"),
                         }),
@@ -677,8 +678,13 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = shared.limits();
@@ -687,6 +693,7 @@ where
         peer,
         peer_text: peer.to_string().into(),
         local_text: local.to_string().into(),
+        slot: parking_lot::Mutex::new(Some(slot)),
     });
     let service = hyper::service::service_fn(move |req| {
         handle_request(req, ends.clone(), service_shared.clone())
@@ -713,6 +720,9 @@ struct Ends {
     peer: SocketAddr,
     peer_text: SharedStr,
     local_text: SharedStr,
+    /// The connection's slot of Max Connections: an upgrade takes it into the WebSocket
+    /// session, so WebSocket clients count towards the limit for as long as they stay.
+    slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// A listening socket on `addr`, with address reuse (a restart may rebind while old

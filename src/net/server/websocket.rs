@@ -144,7 +144,10 @@ pub(super) async fn upgrade(
     {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
+    // The connection's slot goes with the session, which holds it until the client leaves.
+    let slot = ends.slot.lock().take();
     shared.tracker.clone().spawn(async move {
+        let _slot = slot;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => websocket_session(TokioIo::new(upgraded), peer, uri, shared).await,
             Err(e) => shared.emit_now(ServerEvent::Warning {
