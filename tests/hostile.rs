@@ -567,6 +567,45 @@ fn a_client_sending_one_byte_per_second_is_dropped() {
     server.assert_healthy("the drip-feeding client");
 }
 
+/// A body trickled a byte at a time, each well within the pause limit, is cut off by the
+/// minimum rate (after the grace of the header timeout), not held until it is complete.
+#[test]
+fn a_body_trickled_below_the_minimum_rate_gets_408() {
+    let server = Server::start("\"headertimeout\": 1000, \"bodyminrate\": 100");
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream
+        .write_all(b"POST /trickle HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    // At one byte per 300 ms the whole body would take five minutes.
+    while started.elapsed() < Duration::from_secs(20) {
+        if stream.write_all(b"x").is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(
+        status(&answer),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(!server.uris_seen().iter().any(|u| u == "/trickle"));
+    server.assert_healthy("a trickled body");
+}
+
 /// The soft and hard limits on open files of this process.
 fn fd_limits() -> (u64, u64) {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();

@@ -283,7 +283,7 @@ pub async fn save_upload<B>(
     name: &str,
     mut body: B,
     max_bytes: u64,
-    idle: std::time::Duration,
+    mut pace: crate::net::BodyPace,
 ) -> Result<PathBuf, UploadError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -297,12 +297,13 @@ where
             .await
             .map_err(|e| UploadError::Io(e.to_string()))?;
         let mut written = 0u64;
-        while let Some(frame) = tokio::time::timeout(idle, body.frame())
+        while let Some(frame) = tokio::time::timeout_at(pace.deadline(), body.frame())
             .await
             .map_err(|_| UploadError::Stalled)?
         {
             let frame = frame.map_err(|_| UploadError::Interrupted)?;
             if let Some(data) = frame.data_ref() {
+                pace.received(data.len());
                 written += data.len() as u64;
                 if written > max_bytes {
                     return Err(UploadError::TooLarge);

@@ -51,6 +51,47 @@ pub enum NetEventKind {
     Mqtt(mqtt::MqttEvent),
 }
 
+/// When a request body must have arrived: within a total deadline, never pausing longer than
+/// `idle`, and, after `idle`'s grace, at `min_rate` bytes/s on average (Apache's mod_reqtimeout
+/// MinRate). So a client trickling one byte every few seconds cannot hold its slot for long,
+/// while a big upload over a slow link can take the time it needs up to the total.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    start: tokio::time::Instant,
+    idle: std::time::Duration,
+    total: std::time::Duration,
+    min_rate: u64,
+    received: u64,
+}
+
+impl BodyPace {
+    pub fn new(idle: std::time::Duration, total: std::time::Duration, min_rate: u64) -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            idle,
+            total,
+            min_rate,
+            received: 0,
+        }
+    }
+
+    pub fn received(&mut self, bytes: usize) {
+        self.received += bytes as u64;
+    }
+
+    /// The deadline of the next chunk.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let mut deadline = (now + self.idle).min(self.start + self.total);
+        if self.min_rate > 0 {
+            let earned =
+                std::time::Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
+            deadline = deadline.min(self.start + self.idle + earned);
+        }
+        deadline
+    }
+}
+
 /// Text shared without copying between the network task, the received-messages table and the
 /// scripts (a reference-counted UTF-8 buffer; cloning it is cheap).
 pub type SharedStr = tokio_tungstenite::tungstenite::Utf8Bytes;

@@ -147,6 +147,28 @@ pub const PARAMS: &[ParDef] = &{
             help: "A client must send its TLS handshake and request headers within this time, and may not pause longer while sending a body (408).",
         },
         ParDef {
+            token: "bodytimeout",
+            label: "Body Timeout (ms)",
+            page: LIMITS_PAGE,
+            kind: ParKind::Int {
+                default: 120_000,
+                min: 1,
+                max: 3_600_000,
+            },
+            help: "A request body (an upload included) must be in whole within this time (408).",
+        },
+        ParDef {
+            token: "bodyminrate",
+            label: "Min Body Rate (bytes/s)",
+            page: LIMITS_PAGE,
+            kind: ParKind::Int {
+                default: 1024,
+                min: 0,
+                max: 1 << 30,
+            },
+            help: "After the Header Timeout, a body must keep arriving at this rate on average (408); 0: any rate.",
+        },
+        ParDef {
             token: "pinginterval",
             label: "Ping Interval (ms)",
             page: LIMITS_PAGE,

@@ -150,8 +150,8 @@ pub(super) async fn handle_request(
         && let Some(rest) = path.strip_prefix(settings.upload_prefix.as_str())
     {
         let name = files::sanitize_upload_name(rest);
-        let idle = Duration::from_millis(limits.header_timeout_ms);
-        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes, idle).await {
+        let pace = body_pace(&limits);
+        let saved = match files::save_upload(dir, &name, body, limits.max_body_bytes, pace).await {
             Ok(saved) => saved,
             Err(UploadError::Stalled) => {
                 let mut refused = HttpResponse::status(StatusCode::REQUEST_TIMEOUT);
@@ -196,8 +196,7 @@ pub(super) async fn handle_request(
         }
         return Ok(to_hyper(response));
     }
-    let idle = Duration::from_millis(limits.header_timeout_ms);
-    let body = match read_body(body, limits.max_body_bytes, idle).await {
+    let body = match read_body(body, limits.max_body_bytes, body_pace(&limits)).await {
         Ok(body) => body,
         Err(status) => {
             let mut refused = HttpResponse::status(status);
@@ -252,20 +251,33 @@ fn is_default_404(response: &HttpResponse) -> bool {
     response.status == 404 && response.body.is_empty()
 }
 
-/// Reads a body of at most `max` bytes; a client that sends nothing for `idle` gets 408, so a
-/// stalled body cannot hold a connection slot forever.
-async fn read_body(body: Incoming, max: u64, idle: Duration) -> Result<Bytes, StatusCode> {
+fn body_pace(limits: &super::ServerLimits) -> crate::net::BodyPace {
+    crate::net::BodyPace::new(
+        Duration::from_millis(limits.header_timeout_ms),
+        Duration::from_millis(limits.body_timeout_ms),
+        limits.body_min_rate,
+    )
+}
+
+/// Reads a body of at most `max` bytes; a client that does not keep `pace` gets 408, so a
+/// stalled or trickling body cannot hold a connection slot for long.
+async fn read_body(
+    body: Incoming,
+    max: u64,
+    mut pace: crate::net::BodyPace,
+) -> Result<Bytes, StatusCode> {
     if hyper::body::Body::is_end_stream(&body) {
         return Ok(Bytes::new()); // a GET, say: no timer, no buffer
     }
     let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
     let mut data = bytes::BytesMut::new();
     loop {
-        match tokio::time::timeout(idle, body.frame()).await {
+        match tokio::time::timeout_at(pace.deadline(), body.frame()).await {
             Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
             Ok(None) => return Ok(data.freeze()),
             Ok(Some(Ok(frame))) => {
                 if let Ok(chunk) = frame.into_data() {
+                    pace.received(chunk.len());
                     data.extend_from_slice(&chunk);
                 }
             }

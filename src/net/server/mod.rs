@@ -83,6 +83,10 @@ pub struct ServerLimits {
     pub request_timeout_ms: u64,
     /// For the TLS handshake and the request headers, and the longest pause within a body.
     pub header_timeout_ms: u64,
+    /// A whole request body must arrive within this time.
+    pub body_timeout_ms: u64,
+    /// After the header timeout's grace, a body must keep this average rate (bytes/s); 0: any.
+    pub body_min_rate: u64,
     /// 0: never ping.
     pub ping_interval_ms: u64,
     /// Bytes queued for one WebSocket client (payload plus [`QUEUE_ENTRY_BYTES`] per message).
@@ -102,6 +106,8 @@ impl Default for ServerLimits {
             max_message_bytes: 16 << 20,
             request_timeout_ms: 5000,
             header_timeout_ms: 10_000,
+            body_timeout_ms: 120_000,
+            body_min_rate: 1024,
             ping_interval_ms: 30_000,
             max_queue_bytes: 4 << 20,
             write_timeout_ms: 5000,

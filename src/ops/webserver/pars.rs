@@ -48,6 +48,8 @@ fn limits(world: &World, id: NodeId) -> ServerLimits {
         max_message_bytes: int("maxmessage").max(1) as usize,
         request_timeout_ms: int("requesttimeout").max(1),
         header_timeout_ms: int("headertimeout").max(1),
+        body_timeout_ms: int("bodytimeout").max(1),
+        body_min_rate: int("bodyminrate"),
         ping_interval_ms: int("pinginterval"),
         max_queue_bytes: int("maxqueue").max(1) as usize,
         write_timeout_ms: int("writetimeout").max(1),
