@@ -26,6 +26,10 @@ def onHTTPRequest(webServerDAT, request, response):
             n += 1
     if request['uri'] == '/recurse':
         return deeper(0)
+    if request['uri'] == '/huge':
+        response['statusCode'] = 200
+        response['data'] = 'x' * 32000000
+        return response
     response['statusCode'] = 200
     response['data'] = 'ok ' + request['method'] + ' ' + request['uri'] + ' ' + str(len(request['data']))
     return response
@@ -604,6 +608,25 @@ fn a_body_trickled_below_the_minimum_rate_gets_408() {
     );
     assert!(!server.uris_seen().iter().any(|u| u == "/trickle"));
     server.assert_healthy("a trickled body");
+}
+
+/// A client that asks for a big answer and never reads it is dropped after the write timeout,
+/// and its slot goes to the next client (Max Connections 1 here).
+#[test]
+fn a_client_that_never_reads_its_answer_is_dropped_after_the_write_timeout() {
+    let server = Server::start("\"maxconnections\": 1, \"writetimeout\": 1000");
+    let mut stuck = TcpStream::connect(server.addr()).unwrap();
+    stuck
+        .write_all(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Never read. The next client waits for the slot, then is answered.
+    let answer = common::http(server.addr(), "GET", "/next", &[], b"");
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "ok GET /next 0")
+    );
+    drop(stuck);
+    server.assert_healthy("a client that never reads");
 }
 
 /// The soft and hard limits on open files of this process.

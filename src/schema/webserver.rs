@@ -199,7 +199,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 600_000,
             },
-            help: "A WebSocket client that does not take a write (what was queued for it, up to 64 KiB) within this time is closed with 1008.",
+            help: "A WebSocket client that does not take a write (what was queued for it, up to 64 KiB) within this time is closed with 1008; an HTTP client that takes none of its answer for a second longer is dropped.",
         },
         ParDef {
             token: "staticroot",
