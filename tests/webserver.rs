@@ -1298,6 +1298,9 @@ fn static_files_with_304_206_and_traversal_refused() {
     std::fs::write(root.join("sub/page.txt"), "sub page").unwrap();
     let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("data.bin"), &data).unwrap();
+    // Past 64 KiB a file is streamed from disk in chunks rather than read whole.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
     std::fs::write(dir.path().join("secret.txt"), "do not serve").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(dir.path(), root.join("escape")).unwrap();
@@ -1335,6 +1338,27 @@ fn static_files_with_304_206_and_traversal_refused() {
     assert_eq!(part.status, 206);
     assert_eq!(part.header("content-range"), Some("bytes 10-19/1000"));
     assert_eq!(part.body, &data[10..20]);
+    let streamed = http(addr, "GET", "/big.bin", &[], b"");
+    assert_eq!(streamed.status, 200);
+    assert_eq!(streamed.header("content-length"), Some("3000000"));
+    assert!(streamed.body == big, "the streamed file differs");
+    let streamed_range = http(
+        addr,
+        "GET",
+        "/big.bin",
+        &[("Range", "bytes=100000-399999")],
+        b"",
+    );
+    assert_eq!(streamed_range.status, 206);
+    assert_eq!(
+        streamed_range.header("content-range"),
+        Some("bytes 100000-399999/3000000")
+    );
+    assert!(
+        streamed_range.body == big[100_000..400_000],
+        "the streamed range differs"
+    );
+
     // Last-Modified, and the validators that use it.
     let last_modified = full.header("last-modified").unwrap().to_string();
     assert!(last_modified.ends_with(" GMT"), "{last_modified}");

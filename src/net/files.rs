@@ -11,8 +11,17 @@ use tokio::io::AsyncWriteExt;
 
 use super::server::HttpResponse;
 
-/// Files larger than this are not read into memory whole; ask for them in ranges.
-pub const MAX_STATIC_FILE_BYTES: u64 = 256 << 20;
+/// Files (or ranges) up to this size are read whole; larger ones are streamed from disk in
+/// chunks of this size, so a client holds at most one chunk of memory however big the file.
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A static answer: the response (its body empty when `stream` is set) and, for a large file,
+/// the open file positioned at the range's start with the byte count to send.
+#[derive(Debug)]
+pub struct StaticFile {
+    pub response: HttpResponse,
+    pub stream: Option<(tokio::fs::File, u64)>,
+}
 
 /// Where static files and uploads live; changed live like the limits.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -130,7 +139,13 @@ pub async fn serve_static(
     method: &Method,
     request_path: &str,
     headers: &HeaderMap,
-) -> Option<HttpResponse> {
+) -> Option<StaticFile> {
+    let whole = |response| {
+        Some(StaticFile {
+            response,
+            stream: None,
+        })
+    };
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
@@ -180,7 +195,7 @@ pub async fn serve_static(
             .is_some_and(|(since, modified_s)| modified_s <= since.as_secs()),
     };
     if not_modified {
-        return Some(response(
+        return whole(response(
             StatusCode::NOT_MODIFIED,
             out_headers,
             Bytes::new(),
@@ -202,7 +217,7 @@ pub async fn serve_static(
                 range
             } else {
                 out_headers.push(("Content-Range".into(), format!("bytes */{len}")));
-                return Some(response(
+                return whole(response(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     out_headers,
                     Bytes::new(),
@@ -218,22 +233,33 @@ pub async fn serve_static(
         }
         None => (StatusCode::OK, 0, len),
     };
-    if count > MAX_STATIC_FILE_BYTES {
-        return Some(HttpResponse::status(StatusCode::PAYLOAD_TOO_LARGE));
-    }
     if method == Method::HEAD {
         out_headers.push(("Content-Length".into(), count.to_string()));
-        return Some(response(status, out_headers, Bytes::new()));
+        return whole(response(status, out_headers, Bytes::new()));
     }
-    let body = read_span(&path, start, count).await.ok()?;
-    Some(response(status, out_headers, body))
+    let mut file = open_at(&path, start).await.ok()?;
+    if count <= STREAM_CHUNK_BYTES as u64 {
+        let body = read_whole(&mut file, count).await.ok()?;
+        return whole(response(status, out_headers, body));
+    }
+    // The length is known: hyper sends it and streams the chunks.
+    out_headers.push(("Content-Length".into(), count.to_string()));
+    Some(StaticFile {
+        response: response(status, out_headers, Bytes::new()),
+        stream: Some((file, count)),
+    })
 }
 
-async fn read_span(path: &Path, start: u64, count: u64) -> std::io::Result<Bytes> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+async fn open_at(path: &Path, start: u64) -> std::io::Result<tokio::fs::File> {
+    use tokio::io::AsyncSeekExt;
     let mut file = tokio::fs::File::open(path).await?;
     file.seek(std::io::SeekFrom::Start(start)).await?;
-    let mut buffer = Vec::with_capacity(count as usize);
+    Ok(file)
+}
+
+async fn read_whole(file: &mut tokio::fs::File, count: u64) -> std::io::Result<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     file.take(count).read_to_end(&mut buffer).await?;
     Ok(Bytes::from(buffer))
 }

@@ -56,10 +56,32 @@ impl HttpResponse {
     }
 }
 
-pub(super) type Body = Full<Bytes>;
+/// A static file streamed from disk, chunk by chunk.
+pub(super) type FileBody = http_body_util::StreamBody<
+    futures_util::stream::Map<
+        tokio_util::io::ReaderStream<tokio::io::Take<tokio::fs::File>>,
+        fn(std::io::Result<Bytes>) -> std::io::Result<hyper::body::Frame<Bytes>>,
+    >,
+>;
+
+/// An answer's body: in memory, or a static file streamed from disk.
+pub(super) type Body = http_body_util::Either<Full<Bytes>, FileBody>;
+
+/// Streams `count` bytes of `file` (positioned at the start of what to send).
+fn file_body(file: tokio::fs::File, count: u64) -> FileBody {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    let frames =
+        tokio_util::io::ReaderStream::with_capacity(file.take(count), files::STREAM_CHUNK_BYTES)
+            .map(
+                (|chunk: std::io::Result<Bytes>| chunk.map(hyper::body::Frame::data))
+                    as fn(std::io::Result<Bytes>) -> std::io::Result<hyper::body::Frame<Bytes>>,
+            );
+    http_body_util::StreamBody::new(frames)
+}
 
 pub(super) fn to_hyper(response: HttpResponse) -> Response<Body> {
-    let mut out = Response::new(Full::new(response.body));
+    let mut out = Response::new(http_body_util::Either::Left(Full::new(response.body)));
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in response.headers {
@@ -212,7 +234,10 @@ pub(super) async fn handle_request(
     .await;
     if is_default_404(&response)
         && let Some(root) = &settings.static_root
-        && let Some(mut file) = files::serve_static(
+        && let Some(files::StaticFile {
+            response: mut file,
+            stream,
+        }) = files::serve_static(
             root,
             &settings.index_file,
             &parts.method,
@@ -231,7 +256,11 @@ pub(super) async fn handle_request(
                 file.headers.push((name, value));
             }
         }
-        response = file;
+        let mut answer = to_hyper(file);
+        if let Some((file, count)) = stream {
+            *answer.body_mut() = http_body_util::Either::Right(file_body(file, count));
+        }
+        return Ok(answer);
     }
     if is_default_404(&response)
         && !response

@@ -109,7 +109,7 @@ pub(super) async fn upgrade(
     if answer.status != 101 {
         return to_hyper(answer);
     }
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(http_body_util::Either::Left(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
