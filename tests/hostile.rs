@@ -26,6 +26,9 @@ def onHTTPRequest(webServerDAT, request, response):
             n += 1
     if request['uri'] == '/recurse':
         return deeper(0)
+    if request['uri'] == '/slow':
+        import time
+        time.sleep(0.5)
     if request['uri'] == '/huge':
         response['statusCode'] = 200
         response['data'] = 'x' * 32000000
@@ -627,6 +630,29 @@ fn a_client_that_never_reads_its_answer_is_dropped_after_the_write_timeout() {
     );
     drop(stuck);
     server.assert_healthy("a client that never reads");
+}
+
+/// Bodies waiting for their callback count against the server's memory for bodies (eight of
+/// Max Body Size): past it a request gets 503 instead of growing the process, and the server
+/// answers normally once they are through.
+#[test]
+fn bodies_held_at_once_are_bounded_per_server() {
+    let server = Server::start("\"maxbody\": 1000, \"requesttimeout\": 30000");
+    let addr = server.addr();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(move || common::http(addr, "POST", "/slow", &[], &[b'x'; 1000]).status)
+            })
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    assert_eq!(ok + refused, 16, "{statuses:?}");
+    // Eight bodies fit; the rest arrive while the first callback still sleeps.
+    assert!((1..=9).contains(&ok) && refused >= 4, "{statuses:?}");
+    server.assert_healthy("bodies over the server's budget");
 }
 
 /// The soft and hard limits on open files of this process.

@@ -218,7 +218,15 @@ pub(super) async fn handle_request(
         }
         return Ok(to_hyper(response));
     }
-    let body = match read_body(body, limits.max_body_bytes, body_pace(&limits)).await {
+    // Held until the answer is made: the body counts against the server's memory for bodies.
+    let (body, _body_memory) = match read_body(
+        body,
+        limits.max_body_bytes,
+        body_pace(&limits),
+        &shared.body_memory,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(status) => {
             let mut refused = HttpResponse::status(status);
@@ -294,19 +302,29 @@ async fn read_body(
     body: Incoming,
     max: u64,
     mut pace: crate::net::BodyPace,
-) -> Result<Bytes, StatusCode> {
+    memory: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), StatusCode> {
     if hyper::body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new()); // a GET, say: no timer, no buffer
+        return Ok((Bytes::new(), None)); // a GET, say: no timer, no buffer
     }
     let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
     let mut data = bytes::BytesMut::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     loop {
         match tokio::time::timeout_at(pace.deadline(), body.frame()).await {
             Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
-            Ok(None) => return Ok(data.freeze()),
+            Ok(None) => return Ok((data.freeze(), held)),
             Ok(Some(Ok(frame))) => {
                 if let Ok(chunk) = frame.into_data() {
                     pace.received(chunk.len());
+                    let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                    let Ok(permit) = memory.clone().try_acquire_many_owned(bytes) else {
+                        return Err(StatusCode::SERVICE_UNAVAILABLE);
+                    };
+                    match &mut held {
+                        Some(held) => held.merge(permit),
+                        None => held = Some(permit),
+                    }
                     data.extend_from_slice(&chunk);
                 }
             }

@@ -36,6 +36,13 @@ const MAX_HEADER_LINES: usize = 100;
 /// Connections the kernel completes while all connection slots are busy (std's bind gives 128;
 /// past it a burst's SYNs are dropped and each of those connects stalls for a second or more).
 const LISTEN_BACKLOG: u32 = 1024;
+/// Request bodies a server holds in memory at once: eight of the largest allowed (128 MiB at the
+/// default Max Body Size), as of the server's start.
+fn body_memory_bytes(limits: &ServerLimits) -> usize {
+    usize::try_from(limits.max_body_bytes.saturating_mul(8))
+        .unwrap_or(usize::MAX)
+        .clamp(1, Semaphore::MAX_PERMITS)
+}
 
 /// What the server task reports to the engine.
 #[derive(Debug)]
@@ -325,6 +332,9 @@ struct Shared {
     files: Arc<RwLock<Arc<FileSettings>>>,
     clients: Mutex<HashMap<String, ClientEntry>>,
     room: Room,
+    /// Bytes of request bodies held in memory at once, across connections (uploads go to disk
+    /// and do not count): past it a request gets 503 instead of growing the process.
+    body_memory: Arc<Semaphore>,
     /// Where the server's tasks are spawned, so a stop can wait for them.
     tracker: TaskTracker,
     /// This server's child of [`NetTasks::cancel`]: cancelled, it stops accepting, drops HTTP
@@ -470,6 +480,7 @@ pub fn start(
         }
     };
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let body_memory = body_memory_bytes(&config.limits.read());
     let shared = Arc::new(Shared {
         node: config.node,
         run: config.run,
@@ -478,6 +489,7 @@ pub fn start(
         files: config.files,
         clients: Mutex::new(HashMap::new()),
         room: Room::new(),
+        body_memory: Arc::new(Semaphore::new(body_memory)),
         tracker: tasks.tracker.clone(),
         cancel: tasks.cancel.child_token(),
     });
