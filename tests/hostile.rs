@@ -1336,3 +1336,67 @@ fn a_run_whose_server_cannot_listen_exits_unless_told_to_keep_going() {
     assert!(child.0.try_wait().unwrap().is_none(), "it is still running");
     drop(taken);
 }
+
+/// Out of descriptors, the server gives up its reserve descriptor to tell a waiting client 503
+/// at once, instead of leaving it in the backlog until some connection ends.
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_descriptors_a_new_client_is_told_503() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: util-linux's prlimit is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fds.ron");
+    std::fs::write(
+        &file,
+        r#"(version: 2, nodes: [(id: 1, name: "web", kind: WebServer,
+            params: {"port": 0, "localaddress": "127.0.0.1", "headertimeout": 60000})])"#,
+    )
+    .unwrap();
+    // A run limited to 128 descriptors; the idle connections below take what is left.
+    let mut child = common::KillOnDrop(
+        std::process::Command::new("prlimit")
+            .arg("--nofile=128:128")
+            .arg(env!("CARGO_BIN_EXE_datpatch"))
+            .arg("run")
+            .arg(&file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], listening_port(&lines)));
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            idle.push(stream);
+        }
+    }
+    // The server's descriptors are gone (its header timeout is a minute): a request now is
+    // answered 503 at once rather than in a minute.
+    let mut fresh = TcpStream::connect(addr).unwrap();
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    fresh
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (raw, _) = read_until_closed(&mut fresh);
+    assert_eq!(status(&raw), Some(503), "{}", String::from_utf8_lossy(&raw));
+    drop(idle);
+}

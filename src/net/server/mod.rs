@@ -636,6 +636,10 @@ async fn accept_loop(
 ) {
     let connection_slots = Arc::new(Semaphore::new(shared.limits().max_connections));
     let mut slots_granted = shared.limits().max_connections;
+    // A descriptor held back for when the process runs out of them: given up to take the
+    // waiting client, tell it 503 and close, so clients learn the server is full instead of
+    // waiting in the backlog until some connection ends.
+    let mut reserve = std::fs::File::open("/dev/null").ok();
     loop {
         // Follow a changed connection limit without restarting the listener.
         let wanted = shared.limits().max_connections;
@@ -659,6 +663,18 @@ async fn accept_loop(
         let (tcp, peer) = match accepted {
             // An IPv4 client of a dual-stack socket is ::ffff:a.b.c.d; scripts see a.b.c.d.
             Ok((tcp, peer)) => (tcp, SocketAddr::new(peer.ip().to_canonical(), peer.port())),
+            Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) && reserve.is_some() => {
+                // EMFILE/ENFILE: out of descriptors.
+                drop(reserve.take());
+                refuse_one(&listener).await;
+                reserve = std::fs::File::open("/dev/null").ok();
+                shared.emit_now(ServerEvent::Warning {
+                    text: "out of file descriptors: a client was answered 503 (raise the \
+                           descriptor limit or lower Max Connections)"
+                        .into(),
+                });
+                continue;
+            }
             Err(e) => {
                 // Out of file descriptors and the like: report, pause, and keep serving.
                 shared.emit_now(ServerEvent::Warning {
@@ -734,6 +750,24 @@ async fn serve_connection<S>(
     tokio::select! {
         _ = connection => {}
         () = shared.cancel.cancelled() => {}
+    }
+}
+
+/// Takes one waiting client with the descriptor just freed, answers it 503 and closes.
+async fn refuse_one(listener: &tokio::net::TcpListener) {
+    use tokio::io::AsyncWriteExt;
+    if let Ok(Ok((mut tcp, _))) =
+        tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+    {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            tcp.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                  content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
+                  server is too busy\r\n",
+            ),
+        )
+        .await;
     }
 }
 
