@@ -307,6 +307,8 @@ async fn read_body(
     if hyper::body::Body::is_end_stream(&body) {
         return Ok((Bytes::new(), None)); // a GET, say: no timer, no buffer
     }
+    // Grown as data arrives (not sized from Content-Length: a client announcing a big body it
+    // never sends must not cost the memory).
     let mut body = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
     let mut data = bytes::BytesMut::new();
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
@@ -317,13 +319,21 @@ async fn read_body(
             Ok(Some(Ok(frame))) => {
                 if let Ok(chunk) = frame.into_data() {
                     pace.received(chunk.len());
-                    let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-                    let Ok(permit) = memory.clone().try_acquire_many_owned(bytes) else {
-                        return Err(StatusCode::SERVICE_UNAVAILABLE);
-                    };
-                    match &mut held {
-                        Some(held) => held.merge(permit),
-                        None => held = Some(permit),
+                    // What the buffer takes (its capacity), not only what it holds, counts.
+                    data.reserve(chunk.len());
+                    let held_bytes = held
+                        .as_ref()
+                        .map_or(0, tokio::sync::OwnedSemaphorePermit::num_permits);
+                    let more = u32::try_from(data.capacity().saturating_sub(held_bytes))
+                        .unwrap_or(u32::MAX);
+                    if more > 0 {
+                        let Ok(permit) = memory.clone().try_acquire_many_owned(more) else {
+                            return Err(StatusCode::SERVICE_UNAVAILABLE);
+                        };
+                        match &mut held {
+                            Some(held) => held.merge(permit),
+                            None => held = Some(permit),
+                        }
                     }
                     data.extend_from_slice(&chunk);
                 }
