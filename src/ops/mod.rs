@@ -35,6 +35,14 @@ fn operator(kind: OpKind) -> &'static dyn Operator {
     }
 }
 
+/// Rows a received-messages table keeps: Maximum Lines when Clamp Output is on, else all
+/// (`None`).
+pub fn clamped_lines(world: &crate::engine::World, id: crate::project::NodeId) -> Option<usize> {
+    world
+        .par_bool(id, "clamp")
+        .then(|| usize::try_from(world.par_int(id, "maxlines").max(1)).unwrap_or(usize::MAX))
+}
+
 /// The rows of the Table DAT wired into `id`'s `headers` pin as (name, value). Rows without a
 /// name are skipped, and so is a first row reading `name`/`value` (a heading). Values may be
 /// `$NAME` to keep tokens out of the file.

@@ -20,9 +20,7 @@ impl MqttPars {
     pub fn read(world: &World, id: NodeId) -> Self {
         Self {
             active: world.par_bool(id, "active"),
-            max_lines: world.par_bool(id, "clamp").then(|| {
-                usize::try_from(world.par_int(id, "maxlines").max(1)).unwrap_or(usize::MAX)
-            }),
+            max_lines: crate::ops::clamped_lines(world, id),
             bytes_column: world.par_bool(id, "bytes"),
         }
     }

@@ -49,9 +49,7 @@ impl WebClientPars {
             timeout_ms: u64::try_from(world.par_int(id, "timeout").max(1)).unwrap_or(60_000),
             stream: world.par_bool(id, "stream"),
             include_header: world.par_bool(id, "includeheader"),
-            max_lines: world.par_bool(id, "clamp").then(|| {
-                usize::try_from(world.par_int(id, "maxlines").max(1)).unwrap_or(usize::MAX)
-            }),
+            max_lines: crate::ops::clamped_lines(world, id),
             max_response_bytes: usize::try_from(world.par_int(id, "maxresponsebytes").max(1))
                 .unwrap_or(usize::MAX),
             max_redirects: u32::try_from(world.par_int(id, "maxredirects").clamp(0, 50))
