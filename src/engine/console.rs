@@ -37,7 +37,7 @@ pub struct ConsoleLine {
     /// Times the same line came again from the same node within a second of the previous one
     /// (kept here instead of as lines of their own, so a storm cannot flood the console).
     pub repeats: u64,
-    /// When the last of those repeats came.
+    /// When the line last came (its first time until it repeats).
     pub last_repeat_ms: i64,
 }
 
@@ -138,7 +138,7 @@ impl Console {
             && last.node == node_id
             && last.level == level
             && last.text == text
-            && now_ms - last.last_repeat_ms.max(last.time_ms) <= REPEAT_WINDOW_MS
+            && now_ms - last.last_repeat_ms <= REPEAT_WINDOW_MS
         {
             last.repeats += 1;
             last.last_repeat_ms = now_ms;

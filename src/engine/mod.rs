@@ -14,7 +14,7 @@ mod world;
 pub use command::{Applied, Command, CommandError};
 pub use console::{ConsoleLine, Level};
 pub use cook_thread::{CookThread, SharedEngine, Waker, spawn_cook_thread};
-pub use operator::{Badge, OpState, Operator, Registry, ScriptMethod};
+pub use operator::{Badge, Link, OpState, Operator, Registry, ScriptMethod};
 pub use scripts::{ScriptError, ScriptHost, ScriptOutcome, ScriptSession};
 pub use value::Value;
 pub use world::{DatRef, NodeError, NodeState, World, resolve_env};

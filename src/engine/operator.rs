@@ -168,6 +168,30 @@ pub trait OpState: Any + Send + std::fmt::Debug {}
 
 impl<T: Any + Send + std::fmt::Debug> OpState for T {}
 
+/// Where a client connection stands (WebSocket DAT, MQTT Client DAT); its badge says the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Link {
+    /// Inactive, stopped (a close with Reconnect off), or not started.
+    #[default]
+    Idle,
+    /// First attempt since the operator started.
+    Connecting,
+    Connected,
+    /// A connection failed or closed; waiting for or making the next attempt.
+    Reconnecting,
+}
+
+impl Link {
+    pub fn badge(self) -> Badge {
+        match self {
+            Link::Idle => Badge::Idle,
+            Link::Connecting => Badge::Connecting,
+            Link::Connected => Badge::Connected,
+            Link::Reconnecting => Badge::Reconnecting,
+        }
+    }
+}
+
 /// The state an operator shows on its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Badge {

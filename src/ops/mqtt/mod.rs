@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use self::pars::{MqttPars, MqttSettings};
 use crate::engine::fifo_table::FifoTable;
-use crate::engine::{Badge, DatRef, Engine, Level, Operator, ScriptMethod, Value, World};
+use crate::engine::{Badge, DatRef, Engine, Level, Link, Operator, ScriptMethod, Value, World};
 use crate::net::NetEventKind;
 use crate::net::mqtt::{self, MqttCommand, MqttEvent, MqttHandle};
 use crate::project::NodeId;
@@ -19,15 +19,6 @@ pub struct MqttClient;
 
 const HEADING: &[&str] = &["topic", "payload", "qos", "retained", "time"];
 const HEADING_WITH_BYTES: &[&str] = &["topic", "payload", "qos", "retained", "time", "bytes"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Link {
-    #[default]
-    Idle,
-    Connecting,
-    Connected,
-    Reconnecting,
-}
 
 #[derive(Default)]
 pub struct Runtime {
@@ -379,15 +370,10 @@ impl Operator for MqttClient {
     }
 
     fn badge(&self, world: &World, id: NodeId) -> Badge {
-        match world
+        world
             .runtime::<Runtime>(id)
             .map_or(Link::Idle, |rt| rt.link)
-        {
-            Link::Idle => Badge::Idle,
-            Link::Connecting => Badge::Connecting,
-            Link::Connected => Badge::Connected,
-            Link::Reconnecting => Badge::Reconnecting,
-        }
+            .badge()
     }
 
     fn messages_in(&self, world: &World, id: NodeId) -> u64 {

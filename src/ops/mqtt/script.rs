@@ -2,8 +2,8 @@
 //! retain=False)`, `subscribe(topic, qos=0)` and `unsubscribe(topic)` (a topic may be a list),
 //! and the `isConnected` property. None waits: they queue for the connection's task.
 
-use super::{Link, Runtime, send};
-use crate::engine::{ScriptMethod, Value};
+use super::{Runtime, send};
+use crate::engine::{Link, ScriptMethod, Value};
 use crate::net::mqtt::{self, MqttCommand};
 
 pub const METHODS: &[ScriptMethod] = &[

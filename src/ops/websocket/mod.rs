@@ -8,26 +8,13 @@ mod script;
 pub use self::pars::resolve_url;
 use self::pars::{ConnectSettings, WebSocketPars};
 use crate::engine::fifo_table::FifoTable;
-use crate::engine::{Badge, DatRef, Engine, Level, Operator, ScriptMethod, Value, World};
+use crate::engine::{Badge, DatRef, Engine, Level, Link, Operator, ScriptMethod, Value, World};
 use crate::net::client::{self, ClientEvent, ClientHandle, SendError};
 use crate::net::{NetEventKind, WsMessage, nanollm};
 use crate::ops::nanollm::frame_map;
 use crate::project::NodeId;
 
 pub struct WebSocket;
-
-/// Where the connection stands, as the node's badge shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Link {
-    /// Inactive, stopped after a close with Reconnect off, or not started.
-    #[default]
-    Idle,
-    /// First attempt since the DAT started.
-    Connecting,
-    Connected,
-    /// A connection failed or closed; waiting for or making the next attempt.
-    Reconnecting,
-}
 
 #[derive(Debug)]
 pub struct Runtime {
@@ -546,15 +533,10 @@ impl Operator for WebSocket {
     }
 
     fn badge(&self, world: &World, id: NodeId) -> Badge {
-        match world
+        world
             .runtime::<Runtime>(id)
             .map_or(Link::Idle, |rt| rt.link)
-        {
-            Link::Idle => Badge::Idle,
-            Link::Connecting => Badge::Connecting,
-            Link::Connected => Badge::Connected,
-            Link::Reconnecting => Badge::Reconnecting,
-        }
+            .badge()
     }
 
     fn messages_in(&self, world: &World, id: NodeId) -> u64 {
