@@ -156,13 +156,7 @@ fn start(dir: &Path, address: &str, pars: &[(&str, ParValue)]) -> Runner {
 }
 
 fn log(runner: &Runner) -> Vec<Vec<String>> {
-    let engine = runner.engine.lock();
-    engine
-        .project()
-        .node_by_name("log")
-        .and_then(|n| n.table.clone())
-        .map(|t| t.rows)
-        .unwrap_or_default()
+    common::table_rows(runner, "log")
 }
 
 fn logged(runner: &Runner, kind: &str) -> Vec<Vec<String>> {

@@ -172,13 +172,7 @@ def onResponse(webClientDAT, statusCode, headerDict, data, id):
 ";
 
 fn log(runner: &Runner) -> Vec<Vec<String>> {
-    let engine = runner.engine.lock();
-    engine
-        .project()
-        .node_by_name("log")
-        .and_then(|n| n.table.clone())
-        .map(|t| t.rows)
-        .unwrap_or_default()
+    common::table_rows(runner, "log")
 }
 
 fn responses(runner: &Runner) -> Vec<Vec<String>> {

@@ -174,13 +174,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 const LONG: Duration = Duration::from_secs(15);
 
 fn log_rows(runner: &Runner) -> Vec<Vec<String>> {
-    let engine = runner.engine.lock();
-    engine
-        .project()
-        .node_by_name("log")
-        .and_then(|n| n.table.clone())
-        .map(|t| t.rows)
-        .unwrap_or_default()
+    common::table_rows(runner, "log")
 }
 
 fn logged(runner: &Runner, kind: &str) -> Vec<Vec<String>> {

@@ -38,6 +38,17 @@ pub fn dat_cells(
         .collect()
 }
 
+/// The rows of the Table DAT named `name` (empty when there is none).
+pub fn table_rows(runner: &datpatch::runner::Runner, name: &str) -> Vec<Vec<String>> {
+    let engine = runner.engine.lock();
+    engine
+        .project()
+        .node_by_name(name)
+        .and_then(|n| n.table.clone())
+        .map(|t| t.rows)
+        .unwrap_or_default()
+}
+
 /// A tokio runtime for test clients.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
