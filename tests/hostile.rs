@@ -808,6 +808,122 @@ fn websocket_clients_count_towards_max_connections() {
     server.assert_healthy("WebSocket clients at the connection limit");
 }
 
+/// With every slot taken, a waiting client gets the slot of the connection idle the longest (no
+/// request in hand, nothing written for a second) instead of waiting out the header timeout; a
+/// connection whose request is in hand (a body still arriving at a fair rate) is never the one.
+#[test]
+fn with_every_slot_taken_an_idle_connection_makes_room() {
+    let server = Server::start("\"maxconnections\": 3, \"headertimeout\": 30000");
+    let addr = server.addr();
+    // An upload in hand: 100 KB at about 10 KB/s, well above Min Body Rate.
+    let mut upload = TcpStream::connect(addr).unwrap();
+    upload
+        .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n")
+        .unwrap();
+    let uploading = std::thread::spawn(move || {
+        for _ in 0..20 {
+            upload.write_all(&[b'u'; 1000]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        upload
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = vec![0u8; 512];
+        let n = upload.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    });
+    let mut silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(1300));
+    // Two fresh clients that keep their connections: each needs a silent one's slot.
+    let mut fresh = Vec::new();
+    for round in 0..2 {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = vec![0u8; 512];
+        let n = stream.read(&mut answer).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(
+            answer.ends_with("ok GET /fresh 0"),
+            "round {round}: {answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "round {round}: waited {:?} for a slot (the header timeout is 30 s)",
+            started.elapsed()
+        );
+        fresh.push(stream);
+    }
+    // Both silent connections were closed by the server; the upload went on to its answer.
+    for stream in &mut silent {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!(stream.read(&mut [0u8; 16]).unwrap_or(1), 0, "still open");
+    }
+    let answer = uploading.join().unwrap();
+    assert!(answer.contains("ok POST /up 20000"), "{answer}");
+    server.assert_healthy("idle connections closed to make room");
+}
+
+/// A callback's big answers that clients do not read count against the server's memory for
+/// answers (eight of Max Body Size): past it a client is told 503 instead of the process growing,
+/// small answers still go out, and the memory is back once the reader leaves.
+#[test]
+fn answers_clients_do_not_read_are_bounded_per_server() {
+    // 2 MB Max Body Size: 16 MB for answers; /huge answers 32 MB, so one takes all of it.
+    let server = Server::start("\"maxbody\": 2000000, \"writetimeout\": 30000");
+    let addr = server.addr();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut not_reading: TcpStream = socket.into();
+    not_reading
+        .write_all(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || server
+        .uris_seen()
+        .contains(&"/huge".to_string())));
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = common::http(addr, "GET", "/huge", &[], b"");
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("retry-after") && v == "1"),
+        "{:?}",
+        refused.headers
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || server
+            .console()
+            .contains("memory for answers")),
+        "{}",
+        server.console()
+    );
+    server.assert_healthy("a big answer nobody reads");
+    drop(not_reading);
+    assert!(
+        wait_until(Duration::from_secs(5), || common::http(
+            addr,
+            "GET",
+            "/huge",
+            &[],
+            b""
+        )
+        .body
+        .len()
+            == 32_000_000),
+        "the unread answer's memory never came back"
+    );
+}
+
 // ---- WebSocket frames written by hand ----
 
 fn ws_connect(addr: SocketAddr, uri: &str) -> TcpStream {

@@ -100,7 +100,9 @@ pub const PARAMS: &[ParDef] = &{
                 min: 1,
                 max: 100_000,
             },
-            help: "Connections served at once, WebSocket clients included (for as long as they stay); further ones wait to be accepted.",
+            help: "Connections served at once, WebSocket clients included (for as long as they stay). \
+                   When all are taken, an HTTP connection idle for a second (no request in hand, \
+                   nothing being sent) is closed to make room; otherwise new ones wait.",
         },
         ParDef {
             token: "maxbody",
@@ -111,7 +113,9 @@ pub const PARAMS: &[ParDef] = &{
                 min: 0,
                 max: 1 << 31,
             },
-            help: "Larger request bodies are refused with 413.",
+            help: "Larger request bodies are refused with 413. Eight of it is the server's memory \
+                   for request bodies held at once, and as much again for callbacks' answers not \
+                   yet taken by their clients; past either, a request gets 503.",
         },
         ParDef {
             token: "maxmessage",

@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use super::connection::Ends;
 use super::websocket::{is_websocket_upgrade, upgrade};
-use super::{Ends, ServerEvent, Shared};
+use super::{ServerEvent, Shared};
 use crate::net::SharedStr;
 use crate::net::files::{self, UploadError};
 
@@ -148,6 +149,7 @@ pub(super) async fn handle_request(
     ends: Arc<Ends>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
+    let _in_hand = ends.activity.request_in_hand();
     if is_websocket_upgrade(&req) {
         return Ok(upgrade(req, ends, shared).await);
     }
@@ -216,7 +218,7 @@ pub(super) async fn handle_request(
                 body: Bytes::from(file_name),
             };
         }
-        return Ok(to_hyper(response));
+        return Ok(to_hyper(budget_answer(response, &shared)));
     }
     // Held until the answer is made: the body counts against the server's memory for bodies.
     let (body, _body_memory) = match read_body(
@@ -280,7 +282,54 @@ pub(super) async fn handle_request(
         response.headers.extend(plain.headers);
         response.body = plain.body;
     }
-    Ok(to_hyper(response))
+    Ok(to_hyper(budget_answer(response, &shared)))
+}
+
+/// Answers at most this long are not counted against the server's memory for answers: one
+/// connection holds one answer at a time, so they take at most Max Connections × 16 KiB.
+const UNCOUNTED_ANSWER_BYTES: usize = 16 * 1024;
+
+/// Counts a callback's answer against the server's memory for answers until its last byte has
+/// gone to the socket (hyper holds the body until then), so clients that ask for big answers and
+/// do not read them cannot pile them up; past the budget the answer is dropped and the client is
+/// told 503.
+fn budget_answer(mut response: HttpResponse, shared: &Shared) -> HttpResponse {
+    let length = response.body.len();
+    if length <= UNCOUNTED_ANSWER_BYTES {
+        return response;
+    }
+    // An answer larger than the whole budget takes all of it, so it goes out alone.
+    let wanted = u32::try_from(length.min(shared.answer_memory_bytes)).unwrap_or(u32::MAX);
+    let Ok(permit) = shared.answer_memory.clone().try_acquire_many_owned(wanted) else {
+        shared.emit_now(ServerEvent::Warning {
+            text: format!(
+                "answers not yet taken by their clients hold the server's memory for answers \
+                 ({} MiB, eight of Max Body Size): a client was answered 503",
+                shared.answer_memory_bytes >> 20
+            ),
+        });
+        let mut busy = HttpResponse::status(StatusCode::SERVICE_UNAVAILABLE);
+        busy.headers.push(("retry-after".into(), "1".into()));
+        return busy;
+    };
+    response.body = Bytes::from_owner(Counted {
+        body: response.body,
+        _permit: permit,
+    });
+    response
+}
+
+/// An answer's bytes and its share of the server's memory for answers, given back when hyper
+/// drops the last reference (the bytes written, or the connection gone).
+struct Counted {
+    body: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
 }
 
 /// An answer the callback left at its default (or gave no callback for): 404, no body.

@@ -6,6 +6,7 @@
 //! oneshot for the answer and get 503 if none comes within the request timeout. The HTTP path is
 //! in `http.rs`, upgrades and WebSocket sessions in `websocket.rs`.
 
+mod connection;
 mod http;
 mod websocket;
 
@@ -17,16 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::http::handle_request;
+use self::connection::{Connections, serve_connection};
 use super::files::FileSettings;
-use super::{NetEvent, NetEventKind, NetTasks, SharedStr, WsMessage};
+use super::{NetEvent, NetEventKind, NetTasks, WsMessage};
 use crate::project::NodeId;
 
 /// Largest header section accepted; longer ones get 431.
@@ -36,8 +35,11 @@ const MAX_HEADER_LINES: usize = 100;
 /// Connections the kernel completes while all connection slots are busy (std's bind gives 128;
 /// past it a burst's SYNs are dropped and each of those connects stalls for a second or more).
 const LISTEN_BACKLOG: u32 = 1024;
+/// How often a client waiting for a slot looks again for an idle connection to close.
+const EVICTION_RETRY: Duration = Duration::from_millis(100);
 /// Request bodies a server holds in memory at once: eight of the largest allowed (128 MiB at the
-/// default Max Body Size), as of the server's start.
+/// default Max Body Size), as of the server's start; callbacks' answers not yet sent have a
+/// budget of the same size.
 fn body_memory_bytes(limits: &ServerLimits) -> usize {
     usize::try_from(limits.max_body_bytes.saturating_mul(8))
         .unwrap_or(usize::MAX)
@@ -335,6 +337,15 @@ struct Shared {
     /// Bytes of request bodies held in memory at once, across connections (uploads go to disk
     /// and do not count): past it a request gets 503 instead of growing the process.
     body_memory: Arc<Semaphore>,
+    /// Bytes of callbacks' answers not yet written to their clients, as `body_memory` (the same
+    /// size, a budget of its own): past it an answer is replaced by a 503.
+    answer_memory: Arc<Semaphore>,
+    answer_memory_bytes: usize,
+    /// HTTP connections (WebSocket sessions leave it at the upgrade), for closing an idle one
+    /// when every slot is taken.
+    connections: Arc<Connections>,
+    /// The clock of the connections' activity.
+    started: std::time::Instant,
     /// Where the server's tasks are spawned, so a stop can wait for them.
     tracker: TaskTracker,
     /// This server's child of [`NetTasks::cancel`]: cancelled, it stops accepting, drops HTTP
@@ -490,6 +501,10 @@ pub fn start(
         clients: Mutex::new(HashMap::new()),
         room: Room::new(),
         body_memory: Arc::new(Semaphore::new(body_memory)),
+        answer_memory: Arc::new(Semaphore::new(body_memory)),
+        answer_memory_bytes: body_memory,
+        connections: Arc::default(),
+        started: std::time::Instant::now(),
         tracker: tasks.tracker.clone(),
         cancel: tasks.cancel.child_token(),
     });
@@ -649,13 +664,8 @@ async fn accept_loop(
         } else if wanted < slots_granted {
             slots_granted -= connection_slots.forget_permits(slots_granted - wanted);
         }
-        let permit = tokio::select! {
-            permit = connection_slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            () = shared.cancel.cancelled() => return,
-        };
+        // Accepted before a slot is free (one client at most waits here; the rest wait in the
+        // backlog), so that an idle connection can be closed to make room for it.
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.cancel.cancelled() => return,
@@ -684,72 +694,60 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(permit) = take_slot(&connection_slots, &shared).await else {
+            return;
+        };
         let _ = tcp.set_nodelay(true);
         let local = tcp
             .local_addr()
             .map_or(peer, |a| SocketAddr::new(a.ip().to_canonical(), a.port()));
         let shared = shared.clone();
         let tls = tls.clone();
+        let registered = shared.connections.register(&shared.cancel, shared.started);
         shared.tracker.clone().spawn(async move {
-            match tls {
-                None => serve_connection(tcp, peer, local, permit, shared).await,
-                Some(acceptor) => {
-                    let timeout = Duration::from_millis(shared.limits().header_timeout_ms);
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, local, permit, shared).await;
-                        }
-                        Ok(Err(e)) => shared.emit_now(ServerEvent::Warning {
-                            text: format!("TLS handshake with {peer} failed: {e}"),
-                        }),
-                        Err(_) => shared.emit_now(ServerEvent::Warning {
-                            text: format!("TLS handshake with {peer} timed out"),
-                        }),
-                    }
+            let activity = registered.activity.clone();
+            let Some(acceptor) = tls else {
+                serve_connection(tcp, peer, local, permit, activity, shared).await;
+                return;
+            };
+            let timeout = Duration::from_millis(shared.limits().header_timeout_ms);
+            let handshake = tokio::select! {
+                handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)) => handshake,
+                () = activity.close.cancelled() => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    serve_connection(stream, peer, local, permit, activity, shared).await;
                 }
+                Ok(Err(e)) => shared.emit_now(ServerEvent::Warning {
+                    text: format!("TLS handshake with {peer} failed: {e}"),
+                }),
+                Err(_) => shared.emit_now(ServerEvent::Warning {
+                    text: format!("TLS handshake with {peer} timed out"),
+                }),
             }
+            drop(registered);
         });
     }
 }
 
-async fn serve_connection<S>(
-    stream: S,
-    peer: SocketAddr,
-    local: SocketAddr,
-    slot: tokio::sync::OwnedSemaphorePermit,
-    shared: Arc<Shared>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let limits = shared.limits();
-    let service_shared = shared.clone();
-    let ends = Arc::new(Ends {
-        peer,
-        peer_text: peer.to_string().into(),
-        local_text: local.to_string().into(),
-        slot: parking_lot::Mutex::new(Some(slot)),
-    });
-    let service = hyper::service::service_fn(move |req| {
-        handle_request(req, ends.clone(), service_shared.clone())
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADER_LINES)
-        .keep_alive(true);
-    // A second more than the WebSocket session's own write timeout, so that after an upgrade
-    // the session's (which closes with 1008 and says why) fires first.
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms) + Duration::from_secs(1);
-    let stream = WriteDeadline::new(stream, write_timeout);
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::select! {
-        _ = connection => {}
-        () = shared.cancel.cancelled() => {}
+/// A connection slot for a client just accepted: a free one, or, with every slot taken, the slot
+/// of an idle connection closed to make room (see [`connection::IDLE_BEFORE_EVICTION`]); failing
+/// both, it waits for a connection to end. `None` when the server stops.
+async fn take_slot(slots: &Arc<Semaphore>, shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    loop {
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        shared.connections.close_idlest();
+        tokio::select! {
+            permit = slots.clone().acquire_owned() => return permit.ok(),
+            // Connections become idle enough to close as time passes.
+            () = tokio::time::sleep(EVICTION_RETRY) => {}
+            () = shared.cancel.cancelled() => return None,
+        }
     }
 }
 
@@ -768,114 +766,6 @@ async fn refuse_one(listener: &tokio::net::TcpListener) {
             ),
         )
         .await;
-    }
-}
-
-/// A connection's two ends; their text forms, which every request carries, are made once.
-struct Ends {
-    peer: SocketAddr,
-    peer_text: SharedStr,
-    local_text: SharedStr,
-    /// The connection's slot of Max Connections: an upgrade takes it into the WebSocket
-    /// session, so WebSocket clients count towards the limit for as long as they stay.
-    slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
-}
-
-/// A stream whose writes fail with `TimedOut` when the peer takes none of them for `timeout`: a
-/// client that never reads its answers cannot hold its connection (and its slot) forever.
-struct WriteDeadline<S> {
-    inner: S,
-    timeout: Duration,
-    /// Started when a write could not go on; cleared by any progress.
-    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> WriteDeadline<S> {
-    fn new(inner: S, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            stalled: None,
-        }
-    }
-
-    fn watch<T>(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        poll: std::task::Poll<std::io::Result<T>>,
-    ) -> std::task::Poll<std::io::Result<T>> {
-        use std::future::Future;
-        use std::task::Poll;
-        if poll.is_ready() {
-            self.stalled = None;
-            return poll;
-        }
-        let timeout = self.timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if stalled.as_mut().poll(cx).is_ready() {
-            self.stalled = None;
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the client took no data within the write timeout",
-            )));
-        }
-        Poll::Pending
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_flush(cx);
-        this.watch(cx, poll)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.watch(cx, poll)
     }
 }
 

@@ -21,10 +21,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::connection::Ends;
 use super::http::{Body, HttpResponse, ask_engine, request_info, to_hyper};
 use super::{
-    ClientCommand, ClientEntry, ClientQueue, ClientStats, Ends, QUEUE_ENTRY_BYTES, ServerEvent,
-    Shared, now_ms, queue_cost, unhandled_budget,
+    ClientCommand, ClientEntry, ClientQueue, ClientStats, QUEUE_ENTRY_BYTES, ServerEvent, Shared,
+    now_ms, queue_cost, unhandled_budget,
 };
 use crate::net::WsMessage;
 
