@@ -1,6 +1,7 @@
 //! MQTT Client DAT against a real Mosquitto that each test starts on a free port with a config
 //! file it writes (never the system service): publish and subscribe at QoS 0/1/2, retained
-//! messages, a refused password, a broker restart with a persistent session, TLS with a test CA.
+//! messages, a refused password, a broker restart with a persistent session, TLS with a test CA,
+//! MQTT over WebSocket (`ws://`, and `wss://` with the test CA).
 // The broker runs as a child process; tests wait on it from their own threads.
 #![allow(clippy::disallowed_methods)]
 
@@ -30,6 +31,31 @@ fn mosquitto_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// A port nothing listens on now: the system picks it, and the listener is closed at once.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Mosquitto config lines for a WebSocket listener on `port`, with `more` lines under it. The
+/// broker still needs its plain listener: Mosquitto 2.0.11 exits ("Unable to start any listening
+/// sockets") when its only listeners are WebSocket ones. libwebsockets takes the listener's host as
+/// an interface name and binds every interface when given 127.0.0.1, so it is bound to `lo`.
+fn websocket_listener(port: u16, more: &str) -> String {
+    format!("listener {port} lo\nprotocol websockets\n{more}")
+}
+
+fn wait_listening(port: u16) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(
+        common::wait_until(LONG, || std::net::TcpStream::connect(addr).is_ok()),
+        "nothing listens on {addr}"
+    );
+}
+
 impl Mosquitto {
     /// `None` (and a note) when Mosquitto is not installed outside CI; CI installs it.
     fn start(dir: &Path, extra: &str) -> Option<Mosquitto> {
@@ -41,11 +67,7 @@ impl Mosquitto {
             eprintln!("skipping: Mosquitto is not installed (apt-get install mosquitto)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         // Started as root, Mosquitto drops to its own user: its data folder must be writable.
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
@@ -400,6 +422,99 @@ fn tls_needs_the_ca_file() {
         logged(&runner, "message")[0][1..3],
         ["test/secure", "over TLS"]
     );
+}
+
+#[test]
+fn mqtt_over_websocket_subscribes_publishes_and_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_port = free_port();
+    let extra = format!("allow_anonymous true\n{}", websocket_listener(ws_port, ""));
+    let Some(broker) = Mosquitto::start(dir.path(), &extra) else {
+        return;
+    };
+    wait_listening(ws_port);
+    // First the broker's plain MQTT port: it speaks no HTTP, so the WebSocket handshake fails
+    // and says so; then the WebSocket listener, with the default path.
+    let runner = start(
+        dir.path(),
+        &format!("ws://127.0.0.1:{}/mqtt", broker.port),
+        &[],
+    );
+    wait_logged(&runner, "connect_failure", 1);
+    assert!(
+        logged(&runner, "subscribed").is_empty(),
+        "{:?}",
+        log(&runner)
+    );
+    set(
+        &runner,
+        "netaddress",
+        ParValue::Str(format!("ws://127.0.0.1:{ws_port}")),
+    );
+    wait_logged(&runner, "subscribed", 1);
+    assert_eq!(logged(&runner, "subscribed")[0][1], "True");
+    for i in 0..3 {
+        publish(&runner, "test/ws", &format!("over ws {i}"), 1, false);
+    }
+    wait_logged(&runner, "message", 3);
+    assert_eq!(
+        logged(&runner, "message"),
+        [
+            ["message", "test/ws", "over ws 0", "1", "False", "bytes"],
+            ["message", "test/ws", "over ws 1", "1", "False", "bytes"],
+            ["message", "test/ws", "over ws 2", "1", "False", "bytes"],
+        ]
+    );
+    wait_logged(&runner, "published", 3);
+    let table = common::dat_cells(runner.engine.lock().world(), MQ);
+    assert_eq!(table.len(), 4, "{table:?}");
+    assert_eq!(table[3][..4], ["test/ws", "over ws 2", "1", "0"]);
+    assert_eq!(channel(&runner, "connected"), 1.0);
+    assert_eq!(channel(&runner, "messages_in"), 3.0);
+    let console = common::console_text(runner.engine.lock().world());
+    assert!(
+        console.contains(&format!("connected to ws://127.0.0.1:{ws_port}/mqtt")),
+        "{console}"
+    );
+}
+
+#[test]
+fn mqtt_over_secure_websocket_needs_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::test_pki_pem();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let wss_port = free_port();
+    let extra = format!(
+        "allow_anonymous true\n{}",
+        websocket_listener(
+            wss_port,
+            &format!(
+                "certfile {0}/cert.pem\nkeyfile {0}/key.pem",
+                dir.path().display()
+            )
+        )
+    );
+    let Some(_broker) = Mosquitto::start(dir.path(), &extra) else {
+        return;
+    };
+    wait_listening(wss_port);
+    let runner = start(dir.path(), &format!("wss://127.0.0.1:{wss_port}/mqtt"), &[]);
+    wait_logged(&runner, "connect_failure", 1);
+    let failure = &logged(&runner, "connect_failure")[0][1];
+    assert!(failure.to_lowercase().contains("certificate"), "{failure}");
+
+    set(&runner, "cafile", ParValue::Str("ca.pem".into()));
+    wait_logged(&runner, "subscribed", 1);
+    publish(&runner, "test/wss", "over wss", 1, false);
+    wait_logged(&runner, "message", 1);
+    assert_eq!(
+        logged(&runner, "message"),
+        [["message", "test/wss", "over wss", "1", "False", "bytes"]]
+    );
+    wait_logged(&runner, "published", 1);
+    assert_eq!(logged(&runner, "published")[0][1], "test/wss");
 }
 
 // ---- The clustered relay example: several `datpatch run` instances on one broker. ----

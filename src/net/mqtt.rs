@@ -1,6 +1,6 @@
-//! The MQTT Client DAT's connection: a rumqttc (MQTT 3.1.1) event loop on the tokio runtime,
-//! reconnecting with backoff, taking the engine's publishes and subscriptions over a bounded
-//! channel and reporting what happens as [`NetEvent`]s.
+//! The MQTT Client DAT's connection: a rumqttc (MQTT 3.1.1) event loop on the tokio runtime, over
+//! TCP, TLS, WebSocket or WebSocket over TLS, reconnecting with backoff, taking the engine's
+//! publishes and subscriptions over a bounded channel and reporting what happens as [`NetEvent`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,13 +28,95 @@ pub const COMMAND_QUEUE_BYTES: usize = 16 << 20;
 /// Requests rumqttc itself buffers between our task and its event loop.
 const CLIENT_CAPACITY: usize = 64;
 
+/// How an address reaches the broker: its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `tcp://` (also `mqtt://`).
+    Tcp,
+    /// `ssl://` (also `tls://`, `mqtts://`).
+    Ssl,
+    /// `ws://`: MQTT in the binary messages of a WebSocket.
+    Ws,
+    /// `wss://`: the same over TLS.
+    Wss,
+}
+
+impl Scheme {
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Ssl | Scheme::Wss)
+    }
+
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+
+    /// MQTT's registered ports, and HTTP's for WebSocket (brokers commonly listen on others,
+    /// such as 8080 / 8081 or 9001, which the address then names).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Tcp => 1883,
+            Scheme::Ssl => 8883,
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        }
+    }
+}
+
+/// A broker's address as the Network Address parameter gives it, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub scheme: Scheme,
+    /// A name or an IP address (an IPv6 one without its brackets).
+    pub host: String,
+    pub port: u16,
+    /// The HTTP request target of a `ws://` or `wss://` address (path and query, starting with
+    /// `/`); empty for the others.
+    pub path: String,
+}
+
+impl BrokerAddress {
+    /// The host as it goes in a URL or before `:port`: an IPv6 address in brackets.
+    fn url_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// The WebSocket URL of a `ws://` or `wss://` address, with its port always spelled out.
+    pub fn websocket_url(&self) -> String {
+        let scheme = if self.scheme.is_tls() { "wss" } else { "ws" };
+        format!("{scheme}://{}:{}{}", self.url_host(), self.port, self.path)
+    }
+}
+
+/// For status lines: `host:port`, or the whole URL for WebSocket (its path matters too).
+impl std::fmt::Display for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.scheme.is_websocket() {
+            f.write_str(&self.websocket_url())
+        } else {
+            write!(f, "{}:{}", self.url_host(), self.port)
+        }
+    }
+}
+
+/// The TLS a connection uses, by scheme: the config is there exactly when the scheme needs it.
+#[derive(Clone)]
+pub enum MqttTransport {
+    Tcp,
+    Tls(Arc<rustls::ClientConfig>),
+    Ws,
+    Wss(Arc<rustls::ClientConfig>),
+}
+
 /// Where and how to connect, built by the operator from its parameters.
 #[derive(Clone)]
 pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
-    /// For `ssl://` addresses.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub address: BrokerAddress,
+    /// Matches `address.scheme`.
+    pub transport: MqttTransport,
     pub client_id: String,
     pub keep_alive_s: u64,
     pub max_inflight: u16,
@@ -47,9 +129,7 @@ pub struct MqttConfig {
 impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls.is_some())
+            .field("address", &self.address)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -206,7 +286,20 @@ pub fn spawn(
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let cancel = tasks.cancel.child_token();
-    let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
+    let mut options = match config.transport {
+        // rumqttc takes a WebSocket broker's host and port from the URL it is given as the
+        // "host", and ignores the port argument.
+        MqttTransport::Ws | MqttTransport::Wss(_) => MqttOptions::new(
+            config.client_id.clone(),
+            config.address.websocket_url(),
+            config.address.port,
+        ),
+        MqttTransport::Tcp | MqttTransport::Tls(_) => MqttOptions::new(
+            config.client_id.clone(),
+            config.address.host.clone(),
+            config.address.port,
+        ),
+    };
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
         .set_clean_session(config.clean_session)
@@ -215,12 +308,16 @@ pub fn spawn(
     if let Some((user, password)) = &config.credentials {
         options.set_credentials(user.clone(), password.clone());
     }
-    if let Some(tls) = &config.tls {
-        options.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
-    }
+    options.set_transport(match &config.transport {
+        MqttTransport::Tcp => Transport::Tcp,
+        MqttTransport::Tls(tls) => Transport::Tls(TlsConfiguration::Rustls(tls.clone())),
+        MqttTransport::Ws => Transport::Ws,
+        MqttTransport::Wss(tls) => Transport::Wss(TlsConfiguration::Rustls(tls.clone())),
+    });
     let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
     // rumqttc leaves Nagle on: each small publish would wait for the previous one's ACK
-    // (tens of ms on loopback with delayed ACKs).
+    // (tens of ms on loopback with delayed ACKs). It opens the TCP socket under a WebSocket the
+    // same way, so this holds for ws:// and wss:// too.
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
     eventloop.set_network_options(network);
@@ -506,6 +603,10 @@ fn describe(error: &ConnectionError) -> String {
             Some(inner) => inner.to_string(),
             None => io.to_string(),
         },
+        // rumqttc's own text for this one leaves the reason out.
+        ConnectionError::ResponseValidation(reason) => {
+            format!("the WebSocket server did not accept the mqtt subprotocol: {reason}")
+        }
         other => other.to_string(),
     }
 }

@@ -21,7 +21,7 @@ pub const PARAMS: &[ParDef] = &{
             label: "Network Address",
             page: CONNECT_PAGE,
             kind: ParKind::Str("tcp://localhost:1883"),
-            help: "The broker: tcp://host:port (1883 by default) or ssl://host:port (8883); $NAME reads the environment.",
+            help: "The broker: tcp://host:port (1883 by default), ssl://host:port (8883), or over WebSocket ws://host:port/path (80, path /mqtt by default) or wss://host:port/path (443); $NAME reads the environment.",
         },
         ParDef {
             token: "specifyid",
@@ -71,7 +71,7 @@ pub const PARAMS: &[ParDef] = &{
             label: "Verify Certificate",
             page: CONNECT_PAGE,
             kind: ParKind::Toggle(true),
-            help: "Check an ssl:// broker's certificate against the CA file or the built-in roots.",
+            help: "Check an ssl:// or wss:// broker's certificate against the CA file or the built-in roots.",
         },
         ParDef {
             token: "cafile",
@@ -80,7 +80,7 @@ pub const PARAMS: &[ParDef] = &{
             kind: ParKind::File {
                 extensions: &["pem", "crt"],
             },
-            help: "PEM certificates to trust for ssl:// (instead of the built-in roots).",
+            help: "PEM certificates to trust for ssl:// and wss:// (instead of the built-in roots).",
         },
         ParDef {
             token: "username",

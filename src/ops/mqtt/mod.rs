@@ -203,7 +203,7 @@ fn broker(world: &World, id: NodeId) -> String {
     world
         .runtime::<Runtime>(id)
         .and_then(|rt| rt.started_with.as_ref())
-        .map(|s| format!("{}:{}", s.host, s.port))
+        .map(|s| s.address.to_string())
         .unwrap_or_default()
 }
 
