@@ -789,8 +789,9 @@ fn websocket_clients_count_towards_max_connections() {
     fourth
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
+    // Longer than a connection must be idle to be closed for room: WebSocket clients never are.
     fourth
-        .set_read_timeout(Some(Duration::from_millis(500)))
+        .set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     let mut byte = [0u8; 1];
     assert!(
@@ -809,13 +810,14 @@ fn websocket_clients_count_towards_max_connections() {
 }
 
 /// With every slot taken, a waiting client gets the slot of the connection idle the longest (no
-/// request in hand, nothing written for a second) instead of waiting out the header timeout; a
-/// connection whose request is in hand (a body still arriving at a fair rate) is never the one.
+/// request in hand, nothing written for a second) instead of waiting out the header timeout, one
+/// connection per waiting client: a silent one, or one trickling its headers; a connection whose
+/// request is in hand (a body still arriving at a fair rate) is never the one.
 #[test]
 fn with_every_slot_taken_an_idle_connection_makes_room() {
     let server = Server::start("\"maxconnections\": 3, \"headertimeout\": 30000");
     let addr = server.addr();
-    // An upload in hand: 100 KB at about 10 KB/s, well above Min Body Rate.
+    // An upload in hand: 20 KB at about 10 KB/s, well above Min Body Rate.
     let mut upload = TcpStream::connect(addr).unwrap();
     upload
         .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n")
@@ -832,9 +834,32 @@ fn with_every_slot_taken_an_idle_connection_makes_room() {
         let n = upload.read(&mut answer).unwrap();
         String::from_utf8_lossy(&answer[..n]).into_owned()
     });
-    let mut silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let silent = TcpStream::connect(addr).unwrap();
+    let mut trickler = TcpStream::connect(addr).unwrap();
+    let trickled = trickler.try_clone().unwrap();
+    let trickling = std::thread::spawn(move || {
+        for byte in b"GET /never-finished HTTP/1.1\r\nHost: x\r\n" {
+            if trickler.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let closed = |stream: &TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match (&*stream).read(&mut [0u8; 16]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    };
     std::thread::sleep(Duration::from_millis(1300));
-    // Two fresh clients that keep their connections: each needs a silent one's slot.
+    // Two fresh clients that keep their connections: each needs one of the idle ones' slots.
     let mut fresh = Vec::new();
     for round in 0..2 {
         let started = Instant::now();
@@ -858,48 +883,61 @@ fn with_every_slot_taken_an_idle_connection_makes_room() {
             started.elapsed()
         );
         fresh.push(stream);
-    }
-    // Both silent connections were closed by the server; the upload went on to its answer.
-    for stream in &mut silent {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        assert_eq!(stream.read(&mut [0u8; 16]).unwrap_or(1), 0, "still open");
+        let idle_closed = usize::from(closed(&silent)) + usize::from(closed(&trickled));
+        assert_eq!(
+            idle_closed,
+            round + 1,
+            "round {round}: one closed per waiting client"
+        );
     }
     let answer = uploading.join().unwrap();
     assert!(answer.contains("ok POST /up 20000"), "{answer}");
+    trickling.join().unwrap();
     server.assert_healthy("idle connections closed to make room");
 }
 
 /// A callback's big answers that clients do not read count against the server's memory for
-/// answers (eight of Max Body Size): past it a client is told 503 instead of the process growing,
-/// small answers still go out, and the memory is back once the reader leaves.
+/// answers (eight of Max Body Size, at least 64 MiB): past it a client is told 503 instead of the
+/// process growing (to retry if its method is safe; a POST is told it was handled), small
+/// answers still go out, and the memory is back once the readers leave.
 #[test]
 fn answers_clients_do_not_read_are_bounded_per_server() {
-    // 2 MB Max Body Size: 16 MB for answers; /huge answers 32 MB, so one takes all of it.
-    let server = Server::start("\"maxbody\": 2000000, \"writetimeout\": 30000");
+    // 1 MB Max Body Size: the 64 MiB floor for answers; /huge answers 32 MB, so two fit.
+    let server = Server::start("\"maxbody\": 1000000, \"writetimeout\": 30000");
     let addr = server.addr();
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut not_reading: TcpStream = socket.into();
-    not_reading
-        .write_all(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let not_reading: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.connect(&addr.into()).unwrap();
+            let mut stream: TcpStream = socket.into();
+            stream
+                .write_all(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
     assert!(wait_until(Duration::from_secs(5), || server
         .uris_seen()
-        .contains(&"/huge".to_string())));
+        .iter()
+        .filter(|uri| *uri == "/huge")
+        .count()
+        == 2));
     std::thread::sleep(Duration::from_millis(300));
     let refused = common::http(addr, "GET", "/huge", &[], b"");
     assert_eq!(refused.status, 503);
-    assert!(
-        refused
+    let retry_after = |answer: &common::HttpAnswer| {
+        answer
             .headers
             .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("retry-after") && v == "1"),
-        "{:?}",
-        refused.headers
-    );
+            .any(|(n, v)| n.eq_ignore_ascii_case("retry-after") && v == "1")
+    };
+    assert!(retry_after(&refused), "{:?}", refused.headers);
+    let posted = common::http(addr, "POST", "/huge", &[], b"");
+    assert_eq!(posted.status, 503);
+    assert!(!retry_after(&posted), "{:?}", posted.headers);
+    assert!(posted.text().contains("was handled"), "{}", posted.text());
     assert!(
         wait_until(Duration::from_secs(2), || server
             .console()
@@ -907,7 +945,7 @@ fn answers_clients_do_not_read_are_bounded_per_server() {
         "{}",
         server.console()
     );
-    server.assert_healthy("a big answer nobody reads");
+    server.assert_healthy("big answers nobody reads");
     drop(not_reading);
     assert!(
         wait_until(Duration::from_secs(5), || common::http(
@@ -920,7 +958,7 @@ fn answers_clients_do_not_read_are_bounded_per_server() {
         .body
         .len()
             == 32_000_000),
-        "the unread answer's memory never came back"
+        "the unread answers' memory never came back"
     );
 }
 

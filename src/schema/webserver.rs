@@ -114,8 +114,8 @@ pub const PARAMS: &[ParDef] = &{
                 max: 1 << 31,
             },
             help: "Larger request bodies are refused with 413. Eight of it is the server's memory \
-                   for request bodies held at once, and as much again for callbacks' answers not \
-                   yet taken by their clients; past either, a request gets 503.",
+                   for request bodies held at once, and as much again (at least 64 MiB) for \
+                   callbacks' answers not yet taken by their clients; past either, 503.",
         },
         ParDef {
             token: "maxmessage",

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +28,9 @@ pub(super) const IDLE_BEFORE_EVICTION: Duration = Duration::from_secs(1);
 pub(super) struct Connections {
     open: parking_lot::Mutex<HashMap<u64, Arc<Activity>>>,
     next_id: AtomicU64,
+    /// Connections told to close that have not ended yet: while one is, its slot is on its way,
+    /// so no other is closed for the same waiting client.
+    closing: AtomicUsize,
 }
 
 impl Connections {
@@ -42,6 +45,7 @@ impl Connections {
             started,
             last_active_ms: AtomicU64::new(elapsed_ms(started)),
             requests_in_hand: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
             close: cancel.child_token(),
         });
         self.open.lock().insert(id, activity.clone());
@@ -55,17 +59,24 @@ impl Connections {
     /// Closes the connection idle the longest, if one has been idle for
     /// [`IDLE_BEFORE_EVICTION`]; returns whether one was.
     pub(super) fn close_idlest(&self) -> bool {
-        let mut open = self.open.lock();
+        if self.closing.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let open = self.open.lock();
         let idlest = open
             .iter()
-            .filter(|(_, a)| a.requests_in_hand.load(Ordering::SeqCst) == 0)
+            .filter(|(_, a)| {
+                a.requests_in_hand.load(Ordering::SeqCst) == 0 && !a.evicted.load(Ordering::SeqCst)
+            })
             .map(|(id, a)| (*id, a.idle()))
             .filter(|(_, idle)| *idle >= IDLE_BEFORE_EVICTION)
             .max_by_key(|(_, idle)| *idle);
         let Some((id, _)) = idlest else {
             return false;
         };
-        if let Some(activity) = open.remove(&id) {
+        if let Some(activity) = open.get(&id) {
+            self.closing.fetch_add(1, Ordering::SeqCst);
+            activity.evicted.store(true, Ordering::SeqCst);
             activity.close.cancel();
         }
         true
@@ -82,6 +93,9 @@ pub(super) struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.connections.open.lock().remove(&self.id);
+        if self.activity.evicted.load(Ordering::SeqCst) {
+            self.connections.closing.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -90,12 +104,14 @@ pub(super) struct Activity {
     started: Instant,
     last_active_ms: AtomicU64,
     requests_in_hand: AtomicUsize,
+    /// Chosen by [`Connections::close_idlest`].
+    evicted: AtomicBool,
     /// Cancelled to close the connection (a child of the server's cancel token).
     pub(super) close: CancellationToken,
 }
 
 impl Activity {
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_active_ms
             .store(elapsed_ms(self.started), Ordering::Relaxed);
     }
@@ -182,8 +198,8 @@ pub(super) struct Ends {
 }
 
 /// A stream whose writes fail with `TimedOut` when the peer takes none of them for `timeout`: a
-/// client that never reads its answers cannot hold its connection (and its slot) forever. Every
-/// write that goes through counts as the connection's activity.
+/// client that never reads its answers cannot hold its connection (and its slot) forever. Bytes
+/// written count as the connection's activity.
 struct WriteDeadline<S> {
     inner: S,
     timeout: Duration,
@@ -202,6 +218,14 @@ impl<S> WriteDeadline<S> {
         }
     }
 
+    /// Bytes that went out are the connection's activity; flushes and wake-ups are not (hyper
+    /// flushes on every wake-up, so a client trickling bytes in would look active).
+    fn wrote(&self, poll: &std::task::Poll<std::io::Result<usize>>) {
+        if matches!(poll, std::task::Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.touch();
+        }
+    }
+
     fn watch<T>(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -211,7 +235,6 @@ impl<S> WriteDeadline<S> {
         use std::task::Poll;
         if poll.is_ready() {
             self.stalled = None;
-            self.activity.touch();
             return poll;
         }
         let timeout = self.timeout;
@@ -247,6 +270,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let poll = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(&poll);
         this.watch(cx, poll)
     }
 
@@ -257,6 +281,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let poll = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(&poll);
         this.watch(cx, poll)
     }
 

@@ -218,7 +218,7 @@ pub(super) async fn handle_request(
                 body: Bytes::from(file_name),
             };
         }
-        return Ok(to_hyper(budget_answer(response, &shared)));
+        return Ok(to_hyper(budget_answer(response, &parts.method, &shared)));
     }
     // Held until the answer is made: the body counts against the server's memory for bodies.
     let (body, _body_memory) = match read_body(
@@ -282,7 +282,7 @@ pub(super) async fn handle_request(
         response.headers.extend(plain.headers);
         response.body = plain.body;
     }
-    Ok(to_hyper(budget_answer(response, &shared)))
+    Ok(to_hyper(budget_answer(response, &parts.method, &shared)))
 }
 
 /// Answers at most this long are not counted against the server's memory for answers: one
@@ -292,8 +292,12 @@ const UNCOUNTED_ANSWER_BYTES: usize = 16 * 1024;
 /// Counts a callback's answer against the server's memory for answers until its last byte has
 /// gone to the socket (hyper holds the body until then), so clients that ask for big answers and
 /// do not read them cannot pile them up; past the budget the answer is dropped and the client is
-/// told 503.
-fn budget_answer(mut response: HttpResponse, shared: &Shared) -> HttpResponse {
+/// told 503. The callback has run by then: only a safe method's client is told to retry.
+fn budget_answer(
+    mut response: HttpResponse,
+    method: &http::Method,
+    shared: &Shared,
+) -> HttpResponse {
     let length = response.body.len();
     if length <= UNCOUNTED_ANSWER_BYTES {
         return response;
@@ -303,13 +307,19 @@ fn budget_answer(mut response: HttpResponse, shared: &Shared) -> HttpResponse {
     let Ok(permit) = shared.answer_memory.clone().try_acquire_many_owned(wanted) else {
         shared.emit_now(ServerEvent::Warning {
             text: format!(
-                "answers not yet taken by their clients hold the server's memory for answers \
-                 ({} MiB, eight of Max Body Size): a client was answered 503",
+                "answers not yet taken by their clients fill the server's memory for answers \
+                 ({} MiB): a {method} was answered 503",
                 shared.answer_memory_bytes >> 20
             ),
         });
         let mut busy = HttpResponse::status(StatusCode::SERVICE_UNAVAILABLE);
-        busy.headers.push(("retry-after".into(), "1".into()));
+        if method.is_safe() {
+            busy.headers.push(("retry-after".into(), "1".into()));
+        } else {
+            busy.body = Bytes::from_static(
+                b"503 Service Unavailable: the request was handled, but its answer could not be held\n",
+            );
+        }
         return busy;
     };
     response.body = Bytes::from_owner(Counted {

@@ -38,12 +38,17 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// How often a client waiting for a slot looks again for an idle connection to close.
 const EVICTION_RETRY: Duration = Duration::from_millis(100);
 /// Request bodies a server holds in memory at once: eight of the largest allowed (128 MiB at the
-/// default Max Body Size), as of the server's start; callbacks' answers not yet sent have a
-/// budget of the same size.
+/// default Max Body Size), as of the server's start.
 fn body_memory_bytes(limits: &ServerLimits) -> usize {
     usize::try_from(limits.max_body_bytes.saturating_mul(8))
         .unwrap_or(usize::MAX)
         .clamp(1, Semaphore::MAX_PERMITS)
+}
+
+/// Callbacks' answers not yet taken by their clients: as much as for bodies, and at least 64 MiB,
+/// so a server that takes small bodies (or none) still serves big answers to many clients.
+fn answer_memory_bytes(limits: &ServerLimits) -> usize {
+    body_memory_bytes(limits).max(64 << 20)
 }
 
 /// What the server task reports to the engine.
@@ -337,8 +342,8 @@ struct Shared {
     /// Bytes of request bodies held in memory at once, across connections (uploads go to disk
     /// and do not count): past it a request gets 503 instead of growing the process.
     body_memory: Arc<Semaphore>,
-    /// Bytes of callbacks' answers not yet written to their clients, as `body_memory` (the same
-    /// size, a budget of its own): past it an answer is replaced by a 503.
+    /// Bytes of callbacks' answers not yet written to their clients ([`answer_memory_bytes`]):
+    /// past it an answer is replaced by a 503.
     answer_memory: Arc<Semaphore>,
     answer_memory_bytes: usize,
     /// HTTP connections (WebSocket sessions leave it at the upgrade), for closing an idle one
@@ -492,6 +497,7 @@ pub fn start(
     };
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let body_memory = body_memory_bytes(&config.limits.read());
+    let answer_memory = answer_memory_bytes(&config.limits.read());
     let shared = Arc::new(Shared {
         node: config.node,
         run: config.run,
@@ -501,8 +507,8 @@ pub fn start(
         clients: Mutex::new(HashMap::new()),
         room: Room::new(),
         body_memory: Arc::new(Semaphore::new(body_memory)),
-        answer_memory: Arc::new(Semaphore::new(body_memory)),
-        answer_memory_bytes: body_memory,
+        answer_memory: Arc::new(Semaphore::new(answer_memory)),
+        answer_memory_bytes: answer_memory,
         connections: Arc::default(),
         started: std::time::Instant::now(),
         tracker: tasks.tracker.clone(),
@@ -717,6 +723,8 @@ async fn accept_loop(
             };
             match handshake {
                 Ok(Ok(stream)) => {
+                    // A slow handshake is not idleness: the client gets its second to ask.
+                    activity.touch();
                     serve_connection(stream, peer, local, permit, activity, shared).await;
                 }
                 Ok(Err(e)) => shared.emit_now(ServerEvent::Warning {
