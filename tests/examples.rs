@@ -54,15 +54,6 @@ fn run_example(file: &str, server: &str, overrides: &[(&str, &str)]) -> (Runner,
     (runner, addr)
 }
 
-/// A port nothing listens on right now, for examples whose clients must know it in advance.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A WebSocket DAT's received-messages table, as rows of cells.
 fn fifo(runner: &Runner, name: &str) -> Vec<Vec<String>> {
     let engine = runner.engine.lock();
@@ -115,7 +106,7 @@ fn local_addr(ws: &Ws) -> String {
 
 #[test]
 fn chat_relays_every_message_to_every_other_client_and_logs_it() {
-    let port = free_port();
+    let port = common::free_port();
     let monitor_url = format!("ws://127.0.0.1:{port}/monitor");
     let (runner, addr) = run_example(
         "chat.ron",
@@ -692,7 +683,7 @@ fn start_relay(port: u16, secret: &str) -> common::KillOnDrop {
 /// same token after a plain restart, a new one when the relay's secret changed (401).
 #[test]
 fn sensors_subscribe_through_the_relay_and_survive_its_restarts() {
-    let port = free_port();
+    let port = common::free_port();
     let mut relay = start_relay(port, "first secret");
     let runner = Runner::start_file(&project("sensors.ron"), None, |engine| {
         engine.set_par_by_path("auth.url", &format!("http://127.0.0.1:{port}/auth/token"))?;
@@ -844,7 +835,7 @@ fn publish_from_chop_sends_the_chop_channels_to_the_relay() {
 
 #[test]
 fn nanollm_frames_round_trip_between_a_web_server_dat_and_a_websocket_dat() {
-    let port = free_port();
+    let port = common::free_port();
     let text = format!(
         r####"(
     nodes: [

@@ -31,15 +31,6 @@ fn mosquitto_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A port nothing listens on now: the system picks it, and the listener is closed at once.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Mosquitto config lines for a WebSocket listener on `port`, with `more` lines under it. The
 /// broker still needs its plain listener: Mosquitto 2.0.11 exits ("Unable to start any listening
 /// sockets") when its only listeners are WebSocket ones. libwebsockets takes the listener's host as
@@ -67,7 +58,7 @@ impl Mosquitto {
             eprintln!("skipping: Mosquitto is not installed (apt-get install mosquitto)");
             return None;
         }
-        let port = free_port();
+        let port = common::free_port();
         // Started as root, Mosquitto drops to its own user: its data folder must be writable.
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
@@ -427,7 +418,7 @@ fn tls_needs_the_ca_file() {
 #[test]
 fn mqtt_over_websocket_subscribes_publishes_and_receives() {
     let dir = tempfile::tempdir().unwrap();
-    let ws_port = free_port();
+    let ws_port = common::free_port();
     let extra = format!("allow_anonymous true\n{}", websocket_listener(ws_port, ""));
     let Some(broker) = Mosquitto::start(dir.path(), &extra) else {
         return;
@@ -485,7 +476,7 @@ fn mqtt_over_secure_websocket_needs_the_ca_file() {
     for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
         std::fs::write(dir.path().join(name), pem).unwrap();
     }
-    let wss_port = free_port();
+    let wss_port = common::free_port();
     let extra = format!(
         "allow_anonymous true\n{}",
         websocket_listener(

@@ -270,3 +270,13 @@ pub fn test_pki() -> (String, std::sync::Arc<rustls::ServerConfig>) {
     .unwrap();
     (ca_pem, std::sync::Arc::new(config))
 }
+
+/// A port nothing listens on right now (the system picks it; the listener is closed at once), for
+/// processes whose clients must know it in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
