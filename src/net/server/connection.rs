@@ -57,10 +57,10 @@ impl Connections {
     }
 
     /// Closes the connection idle the longest, if one has been idle for
-    /// [`IDLE_BEFORE_EVICTION`]; returns whether one was.
-    pub(super) fn close_idlest(&self) -> bool {
+    /// [`IDLE_BEFORE_EVICTION`] and none is already closing.
+    pub(super) fn close_idlest(&self) {
         if self.closing.load(Ordering::SeqCst) > 0 {
-            return false;
+            return;
         }
         let open = self.open.lock();
         let idlest = open
@@ -71,15 +71,11 @@ impl Connections {
             .map(|(id, a)| (*id, a.idle()))
             .filter(|(_, idle)| *idle >= IDLE_BEFORE_EVICTION)
             .max_by_key(|(_, idle)| *idle);
-        let Some((id, _)) = idlest else {
-            return false;
-        };
-        if let Some(activity) = open.get(&id) {
+        if let Some(activity) = idlest.and_then(|(id, _)| open.get(&id)) {
             self.closing.fetch_add(1, Ordering::SeqCst);
             activity.evicted.store(true, Ordering::SeqCst);
             activity.close.cancel();
         }
-        true
     }
 }
 
