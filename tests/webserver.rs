@@ -850,6 +850,121 @@ fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout_and_the_res
     assert!(!console.contains("could not keep up"), "{console}");
 }
 
+const RELAY_AND_ECHO: &str = r"
+subscribers = []
+
+def onWebSocketOpen(webServerDAT, client, uri):
+    if uri == '/sub':
+        subscribers.append(client)
+
+def onWebSocketReceiveText(webServerDAT, client, data):
+    if data.startswith('echo '):
+        webServerDAT.webSocketSendText(client, data + ' ' + str(len(subscribers)))
+    else:
+        webServerDAT.webSocketSendText(subscribers, data)
+
+def onWebSocketClose(webServerDAT, client):
+    op('events').appendRow(['close', client])
+";
+
+/// A WebSocket client on `path` with a 4 KiB receive buffer, so what it does not read stays in
+/// the server's queue for it rather than in the kernel.
+async fn small_buffer_client(addr: SocketAddr, path: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{addr}{path}"),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .unwrap();
+    ws
+}
+
+/// One round trip of the echo client: its reply, and how long it took.
+async fn echo_round_trip(echo: &mut Client, text: &str) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    echo.send(Message::text(text)).await.unwrap();
+    let reply = match tokio::time::timeout(Duration::from_secs(5), echo.next()).await {
+        Ok(Some(Ok(Message::Text(reply)))) => Some(reply.as_str().to_string()),
+        _ => None,
+    };
+    (reply, started.elapsed())
+}
+
+/// A burst holds back its publisher, not everyone: while 3 subscribers do not read and the
+/// queues a publisher's 20,000 relayed messages fill are past their high-water mark, a client
+/// whose messages the callback answers only to itself still gets each answer promptly (with the
+/// whole server's reading paused, as before, none came until the subscribers read); then the
+/// subscribers get every message in order and nobody is closed.
+#[test]
+fn a_burst_holds_back_its_publisher_and_not_a_client_that_only_talks_to_itself() {
+    // 20 MB for each subscriber: several times what the kernel's socket buffers take.
+    const MESSAGES: usize = 20_000;
+    let server = Server::start_with("\"pinginterval\": 0, \"maxqueue\": 1048576", RELAY_AND_ECHO);
+    let rt = rt();
+    rt.block_on(async {
+        let mut subscribers = Vec::new();
+        for _ in 0..3 {
+            subscribers.push(small_buffer_client(server.addr(), "/sub").await);
+        }
+        let mut publisher = subscribers_one(&server, 4).await;
+        let mut echo = subscribers_one(&server, 5).await;
+        // Every subscriber's onWebSocketOpen has run before the burst.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while echo_round_trip(&mut echo, "echo -").await.0.as_deref() != Some("echo - 3") {
+            assert!(Instant::now() < deadline, "the subscribers never opened");
+        }
+        let (go, ready) = tokio::sync::watch::channel(false);
+        let readers: Vec<_> = subscribers
+            .into_iter()
+            .map(|ws| {
+                let mut ready = ready.clone();
+                tokio::spawn(async move {
+                    let _ = ready.wait_for(|go| *go).await;
+                    read_in_order(ws, MESSAGES).await.unwrap()
+                })
+            })
+            .collect();
+        let publishing = tokio::spawn(async move {
+            publish(&mut publisher, MESSAGES, 1000).await;
+            publisher
+        });
+        for i in 0..20 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (reply, took) = echo_round_trip(&mut echo, &format!("echo {i}")).await;
+            assert_eq!(
+                reply.as_deref(),
+                Some(format!("echo {i} 3").as_str()),
+                "round trip {i} ({took:?}); {}",
+                server.console()
+            );
+            assert!(
+                took < Duration::from_millis(500),
+                "round trip {i} took {took:?}"
+            );
+        }
+        // The publisher was held back meanwhile: most of its burst is still unread.
+        let handled = server.channel("messages_in");
+        assert!(
+            handled < (MESSAGES / 2) as f64,
+            "{handled} messages handled"
+        );
+        go.send(true).unwrap();
+        let mut open = Vec::new();
+        for reader in readers {
+            let (received, ws) = reader.await.unwrap();
+            assert_eq!(received, MESSAGES, "{}", server.console());
+            open.push(ws);
+        }
+        open.push(publishing.await.unwrap());
+        assert!(server.events().is_empty(), "{:?}", server.events());
+    });
+    let console = server.console();
+    assert!(!console.contains("1008"), "{console}");
+}
+
 struct TestCert {
     dir: tempfile::TempDir,
     cert_pem: String,

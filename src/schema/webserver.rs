@@ -192,7 +192,7 @@ pub const PARAMS: &[ParDef] = &{
                 min: 64 * 1024,
                 max: 1 << 30,
             },
-            help: "Bytes waiting to be sent to one WebSocket client (64 more per message). Past a quarter of it the server stops reading WebSocket messages until it drains; a client whose queue would pass it is closed with 1008.",
+            help: "Bytes waiting to be sent to one WebSocket client (64 more per message). Past a quarter of it the server stops reading from the clients whose messages' callbacks send to it (from every client for sends no client's message made) until it drains; a client whose queue would pass it is closed with 1008.",
         },
         ParDef {
             token: "writetimeout",

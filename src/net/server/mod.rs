@@ -14,8 +14,8 @@ pub use self::http::{HttpRequest, HttpResponse};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -104,8 +104,10 @@ pub struct ServerLimits {
     /// 0: never ping.
     pub ping_interval_ms: u64,
     /// Bytes queued for one WebSocket client (payload plus [`QUEUE_ENTRY_BYTES`] per message).
-    /// Past a quarter of it the server stops reading WebSocket messages until the queue drains;
-    /// a message that would take it past the whole is not queued and the client is closed.
+    /// Past a quarter of it the server stops reading from the clients whose messages' callbacks
+    /// queue more for it (from every client when the sender is no client's message) until the
+    /// queue drains; a message that would take it past the whole is not queued and the client
+    /// is closed.
     pub max_queue_bytes: usize,
     /// A WebSocket client whose socket does not take one write (a batch of its queue, up to
     /// 64 KiB, or a ping) within this time is closed with 1008.
@@ -182,6 +184,8 @@ struct ClientEntry {
     too_slow: Arc<tokio::sync::Notify>,
     stats: Arc<ClientStats>,
     queue: Arc<ClientQueue>,
+    /// Holds this client's reader back while its messages' callbacks fill others' queues.
+    gate: Arc<ReaderGate>,
 }
 
 /// Per-message cost counted against [`ServerLimits::max_queue_bytes`] besides the payload (the
@@ -193,7 +197,71 @@ fn queue_cost(payload_bytes: usize) -> usize {
     payload_bytes + QUEUE_ENTRY_BYTES
 }
 
-/// The bytes waiting in one client's queue, and whether they hold the [`Room`] closed.
+/// Who the sends the engine makes now are made for: what a queue past its high-water mark holds
+/// back.
+#[derive(Clone, Default)]
+enum Producer {
+    /// No client's message (an HTTP request's callback, a timer, a frame, `onWebSocketOpen`...):
+    /// there is no one publisher to hold back, so every reader waits (the [`Room`] closes).
+    #[default]
+    Engine,
+    /// The callback of a message read from this client; a dead reference (the client has left)
+    /// holds no one back, as that client reads nothing more.
+    Client(Weak<ReaderGate>),
+}
+
+/// One WebSocket session's own permission to read its next message: closed while some client's
+/// queue that its messages' callbacks sent to is past its high-water mark, so a publisher's
+/// burst pushes back on that publisher (its TCP window fills) and not on the other clients.
+struct ReaderGate {
+    /// Unique per session of a server, the key queues record it under.
+    id: u64,
+    /// Queues past their high-water mark that hold this reader back.
+    holders: AtomicUsize,
+    open: watch::Sender<bool>,
+}
+
+impl ReaderGate {
+    fn new(id: u64) -> Self {
+        Self {
+            id,
+            holders: AtomicUsize::new(0),
+            open: watch::Sender::new(true),
+        }
+    }
+
+    fn hold(&self) {
+        self.holders.fetch_add(1, Ordering::SeqCst);
+        self.update();
+    }
+
+    fn release(&self) {
+        self.holders.fetch_sub(1, Ordering::SeqCst);
+        self.update();
+    }
+
+    /// Read inside the watch's lock, as [`Room::update`] does, so the last update wins.
+    fn update(&self) {
+        self.open.send_if_modified(|open| {
+            let now = self.holders.load(Ordering::SeqCst) == 0;
+            std::mem::replace(open, now) != now
+        });
+    }
+}
+
+/// Whom one queue past its high-water mark holds back.
+#[derive(Default)]
+struct Holding {
+    readers: HashMap<u64, Weak<ReaderGate>>,
+    /// Whether it holds the whole [`Room`] closed (a send no client's message made found it
+    /// past its high-water mark).
+    room: bool,
+    /// Size at which the entries of clients that have left are next swept out, so a queue that
+    /// stays past its mark while producers come and go does not keep a growing map.
+    sweep_at: usize,
+}
+
+/// The bytes waiting in one client's queue, and whom they hold back.
 #[derive(Default)]
 struct ClientQueue {
     bytes: AtomicUsize,
@@ -201,6 +269,9 @@ struct ClientQueue {
     over_high_water: AtomicBool,
     /// Already being closed for its queue: reported once, sent nothing more.
     closing: AtomicBool,
+    /// Filled only while `over_high_water` is set (both change under this lock, see
+    /// [`ClientQueue::hold`]); emptied, and its readers released, when the queue drains.
+    holding: Mutex<Holding>,
 }
 
 impl ClientQueue {
@@ -212,15 +283,48 @@ impl ClientQueue {
             self.bytes.fetch_sub(cost, Ordering::SeqCst);
             return false;
         }
-        if before + cost > high_water(limit) && !self.over_high_water.swap(true, Ordering::SeqCst) {
-            room.client_filled();
+        if before + cost > high_water(limit)
+            && !self.over_high_water.swap(true, Ordering::SeqCst)
             // The client's task may have drained it meanwhile without seeing the flag; with
             // nothing left to send it would not look again.
-            if self.bytes.load(Ordering::SeqCst) <= low_water(limit) {
-                self.drained(room);
-            }
+            && self.bytes.load(Ordering::SeqCst) <= low_water(limit)
+        {
+            self.drained(room);
         }
         true
+    }
+
+    /// After a message was queued: while the queue is past its high-water mark, `producer` waits
+    /// before reading its next message (the whole room does for [`Producer::Engine`]), until
+    /// the queue drains or its client leaves.
+    fn hold(&self, producer: &Producer, room: &Room) {
+        let mut holding = self.holding.lock();
+        // Looked at under the lock `drained` clears it under: a hold recorded here is always
+        // seen by the drain that ends this time past the mark, never left after it.
+        if !self.over_high_water.load(Ordering::SeqCst) {
+            return;
+        }
+        match producer {
+            Producer::Engine => {
+                if !std::mem::replace(&mut holding.room, true) {
+                    room.client_filled();
+                }
+            }
+            Producer::Client(gate) => {
+                let Some(gate) = gate.upgrade() else {
+                    return;
+                };
+                if holding.readers.contains_key(&gate.id) {
+                    return;
+                }
+                if holding.readers.len() >= holding.sweep_at {
+                    holding.readers.retain(|_, g| g.strong_count() > 0);
+                    holding.sweep_at = (holding.readers.len() * 2).max(64);
+                }
+                holding.readers.insert(gate.id, Arc::downgrade(&gate));
+                gate.hold();
+            }
+        }
     }
 
     /// Counts `cost` out once the client's socket has taken it.
@@ -231,14 +335,29 @@ impl ClientQueue {
         }
     }
 
+    /// Below the low-water mark (or its client gone): releases whom it held back.
     fn drained(&self, room: &Room) {
-        if self.over_high_water.swap(false, Ordering::SeqCst) {
+        // Most writes end below the mark with nothing held: no lock for them.
+        if !self.over_high_water.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut holding = self.holding.lock();
+        if !self.over_high_water.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let readers = std::mem::take(&mut holding.readers);
+        let held_room = std::mem::take(&mut holding.room);
+        drop(holding);
+        for gate in readers.values().filter_map(Weak::upgrade) {
+            gate.release();
+        }
+        if held_room {
             room.client_drained();
         }
     }
 }
 
-/// Above this many queued bytes a client holds the room closed...
+/// Above this many queued bytes a client holds back the producers that send to it...
 fn high_water(limit: usize) -> usize {
     limit / 4
 }
@@ -248,12 +367,14 @@ fn low_water(limit: usize) -> usize {
     limit / 8
 }
 
-/// Whether the server's WebSocket sessions may read the next message: closed while any client's
-/// queue is above its high-water mark, so a burst pushes back on the publishers (their TCP
-/// windows fill) instead of overflowing the queues of subscribers that are merely behind, and
-/// while the messages read but not yet handled by the engine pass their budget (half of Max
-/// WebSocket Queue), so what is already on its way to the callbacks when the room closes fits in
-/// the queues above their high-water marks. The cook thread only flips it, never waits on it.
+/// Whether every WebSocket session of the server may read its next message (each also waits on
+/// its own [`ReaderGate`]): closed while a client's queue is above its high-water mark and
+/// something other than a client's message sent to it there (an HTTP callback, a timer: no one
+/// publisher to hold back, so every publisher waits in TCP instead of overflowing queues of
+/// subscribers that are merely behind), and while the messages read but not yet handled by the
+/// engine pass their budget (half of Max WebSocket Queue; every reader feeds the engine), so
+/// what is already on its way to the callbacks when readers stop fits in the queues above their
+/// high-water marks. The cook thread only flips it, never waits on it.
 struct Room {
     clients_over_high_water: AtomicUsize,
     /// Bytes (as [`queue_cost`] counts them) of messages read and not yet handled by the engine.
@@ -339,6 +460,10 @@ struct Shared {
     files: Arc<RwLock<Arc<FileSettings>>>,
     clients: Mutex<HashMap<String, ClientEntry>>,
     room: Room,
+    /// Whom the engine's sends are made for now, set around a received message's callback.
+    producer: Mutex<Producer>,
+    /// The next session's [`ReaderGate::id`].
+    next_reader: AtomicU64,
     /// Bytes of request bodies held in memory at once, across connections (uploads go to disk
     /// and do not count): past it a request gets 503 instead of growing the process.
     body_memory: Arc<Semaphore>,
@@ -370,8 +495,14 @@ enum Queued {
 
 impl Shared {
     /// Never waits: the cook thread calls it. A full queue is the client's problem (it is
-    /// closed); a queue past its high-water mark closes the [`Room`] instead.
-    fn queue_for(&self, entry: &ClientEntry, message: WsMessage, limit: usize) -> Queued {
+    /// closed); a queue past its high-water mark holds `producer` back instead.
+    fn queue_for(
+        &self,
+        entry: &ClientEntry,
+        message: WsMessage,
+        limit: usize,
+        producer: &Producer,
+    ) -> Queued {
         let queue = &entry.queue;
         if queue.closing.load(Ordering::SeqCst) {
             return Queued::Closing;
@@ -381,7 +512,10 @@ impl Shared {
             return Self::too_slow(entry);
         }
         match entry.commands.try_send(ClientCommand::Send(message)) {
-            Ok(()) => Queued::Sent,
+            Ok(()) => {
+                queue.hold(producer, &self.room);
+                Queued::Sent
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 queue.release(cost, limit, &self.room);
                 Self::too_slow(entry)
@@ -506,6 +640,8 @@ pub fn start(
         files: config.files,
         clients: Mutex::new(HashMap::new()),
         room: Room::new(),
+        producer: Mutex::new(Producer::Engine),
+        next_reader: AtomicU64::new(0),
         body_memory: Arc::new(Semaphore::new(body_memory)),
         answer_memory: Arc::new(Semaphore::new(answer_memory)),
         answer_memory_bytes: answer_memory,
@@ -522,13 +658,33 @@ pub fn start(
 }
 
 impl ServerHandle {
+    /// Attributes the sends that follow to the callback of a message read from `client` (`None`:
+    /// to no client's message), so a queue they fill past its high-water mark holds back that
+    /// client's reader rather than every reader. The engine sets it around each received
+    /// message's callback and clears it after.
+    pub fn set_producer(&self, client: Option<&str>) {
+        let producer = match client {
+            None => Producer::Engine,
+            // A client that has left is still this message's producer: it holds no one back.
+            Some(client) => Producer::Client(
+                self.shared
+                    .clients
+                    .lock()
+                    .get(client)
+                    .map_or_else(Weak::new, |entry| Arc::downgrade(&entry.gate)),
+            ),
+        };
+        *self.shared.producer.lock() = producer;
+    }
+
     /// Queues a message for `client`; returns its payload size.
     pub fn send(&self, client: &str, message: WsMessage) -> Result<usize, SendError> {
         let limit = self.shared.limits.read().max_queue_bytes;
+        let producer = self.shared.producer.lock().clone();
         let clients = self.shared.clients.lock();
         let entry = clients.get(client).ok_or(SendError::NoSuchClient)?;
         let len = message.len();
-        match self.shared.queue_for(entry, message, limit) {
+        match self.shared.queue_for(entry, message, limit, &producer) {
             Queued::Sent => Ok(len),
             Queued::TooSlow => Err(SendError::TooSlow),
             Queued::Closing | Queued::Gone => Err(SendError::NoSuchClient),
@@ -545,13 +701,17 @@ impl ServerHandle {
         exclude: &[String],
     ) -> Broadcast {
         let limit = self.shared.limits.read().max_queue_bytes;
+        let producer = self.shared.producer.lock().clone();
         let clients = self.shared.clients.lock();
         let mut report = Broadcast::default();
         let mut queue = |address: &str, entry: &ClientEntry| {
             if exclude.iter().any(|e| e == address) {
                 return;
             }
-            match self.shared.queue_for(entry, message.clone(), limit) {
+            match self
+                .shared
+                .queue_for(entry, message.clone(), limit, &producer)
+            {
                 Queued::Sent => report.sent += 1,
                 Queued::TooSlow => report.too_slow.push(address.to_string()),
                 Queued::Closing | Queued::Gone => {}

@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::connection::Ends;
 use super::http::{Body, HttpResponse, ask_engine, request_info, to_hyper};
 use super::{
-    ClientCommand, ClientEntry, ClientQueue, ClientStats, QUEUE_ENTRY_BYTES, ServerEvent, Shared,
-    now_ms, queue_cost, unhandled_budget,
+    ClientCommand, ClientEntry, ClientQueue, ClientStats, QUEUE_ENTRY_BYTES, ReaderGate,
+    ServerEvent, Shared, now_ms, queue_cost, unhandled_budget,
 };
 use crate::net::WsMessage;
 
@@ -253,6 +253,9 @@ where
         queue: Arc::new(ClientQueue::default()),
         stats: stats.clone(),
     };
+    let gate = Arc::new(ReaderGate::new(
+        shared.next_reader.fetch_add(1, Ordering::Relaxed),
+    ));
     shared.clients.lock().insert(
         client.clone(),
         ClientEntry {
@@ -260,6 +263,7 @@ where
             too_slow: too_slow.clone(),
             stats: stats.clone(),
             queue: session.queue.clone(),
+            gate: gate.clone(),
         },
     );
     shared
@@ -275,6 +279,7 @@ where
     ping_timer.tick().await;
     let mut awaiting_pong = false;
     let mut room = shared.room.open.subscribe();
+    let mut held = gate.open.subscribe();
     // Set while reading waited for room since the last ping: a pong not read then is not missing.
     let paused = AtomicBool::new(false);
     // (code, reason) of the close; None when the peer vanished without one.
@@ -287,11 +292,27 @@ where
         let write_timeout = Duration::from_millis(shared.limits.read().write_timeout_ms);
         tokio::select! {
             incoming = async {
-                // Backpressure: while some client's queue is past its high-water mark, messages
-                // stay in the kernel and the publishers' TCP windows fill.
-                if !*room.borrow_and_update() {
+                // Backpressure: while a queue this client's messages fill is past its high-water
+                // mark (or any queue is, filled by no client's message, or the engine is behind),
+                // its messages stay in the kernel and its TCP window fills.
+                if !(*room.borrow_and_update() && *held.borrow_and_update()) {
                     paused.store(true, Ordering::Relaxed);
-                    let _ = room.wait_for(|open| *open).await;
+                    // Both open at once: the room may close again while this reader waits for
+                    // its own gate. The senders live as long as this session (an error is not
+                    // expected, and ends the wait rather than spinning).
+                    // (Each wait in its own statement: the value it returns holds the watch's
+                    // lock and must not live across the other wait.)
+                    loop {
+                        if room.wait_for(|open| *open).await.is_err() {
+                            break;
+                        }
+                        if held.wait_for(|open| *open).await.is_err() {
+                            break;
+                        }
+                        if *room.borrow() {
+                            break;
+                        }
+                    }
                 }
                 stream.next().await
             } => {

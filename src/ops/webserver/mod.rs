@@ -281,12 +281,19 @@ fn handle_event(engine: &mut Engine, id: NodeId, run: u64, event: ServerEvent) {
         }
         ServerEvent::WsMessage { client, message } => {
             let len = message.len();
+            // What its callback sends is this client's doing: a queue it fills past its
+            // high-water mark holds back this client's reader, not every reader.
+            if let Some(server) = &rt.server {
+                server.set_producer(Some(&client));
+            }
             message_in(engine, id, client, message);
-            // Given back to the server that read it, not to one a callback restarted.
+            // Given back to the server that read it, not to one a callback restarted (a new one
+            // starts with no producer).
             if let Some(rt) = engine.world().runtime::<Runtime>(id)
                 && rt.run == run
                 && let Some(server) = &rt.server
             {
+                server.set_producer(None);
                 server.handled(len);
             }
         }
