@@ -298,6 +298,11 @@ impl ClientQueue {
     /// before reading its next message (the whole room does for [`Producer::Engine`]), until
     /// the queue drains or its client leaves.
     fn hold(&self, producer: &Producer, room: &Room) {
+        // Most sends find their queue below the mark: no lock for them. Only the cook thread
+        // (this caller) sets the flag, so if it is clear now, this send did not set it.
+        if !self.over_high_water.load(Ordering::SeqCst) {
+            return;
+        }
         let mut holding = self.holding.lock();
         // Looked at under the lock `drained` clears it under: a hold recorded here is always
         // seen by the drain that ends this time past the mark, never left after it.
