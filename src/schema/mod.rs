@@ -180,7 +180,48 @@ macro_rules! common_pars {
     };
 }
 
-// After the macro: `common_pars!` is visible only below its definition.
+/// The received-messages table's parameters of the client DATs (WebSocket, MQTT): Clamp Output,
+/// Maximum Lines, Clear Output and Bytes Column on `$page`; `$what` names a row's contents.
+macro_rules! received_pars {
+    ($page:expr, $what:literal) => {
+        [
+            $crate::schema::ParDef {
+                token: "clamp",
+                label: "Clamp Output",
+                page: $page,
+                kind: $crate::schema::ParKind::Toggle(true),
+                help: "Keep at most Maximum Lines message rows, dropping the oldest first.",
+            },
+            $crate::schema::ParDef {
+                token: "maxlines",
+                label: "Maximum Lines",
+                page: $page,
+                kind: $crate::schema::ParKind::Int {
+                    default: 100,
+                    min: 1,
+                    max: 10_000_000,
+                },
+                help: "Message rows kept when Clamp Output is on.",
+            },
+            $crate::schema::ParDef {
+                token: "clear",
+                label: "Clear Output",
+                page: $page,
+                kind: $crate::schema::ParKind::Pulse,
+                help: "Delete every row but the heading.",
+            },
+            $crate::schema::ParDef {
+                token: "bytes",
+                label: "Bytes Column",
+                page: $page,
+                kind: $crate::schema::ParKind::Toggle(false),
+                help: concat!("Add a column with each ", $what, "'s raw bytes (hex)."),
+            },
+        ]
+    };
+}
+
+// After the macros: `common_pars!` and `received_pars!` are visible only below their definitions.
 mod channels;
 mod execute;
 mod fifo;

@@ -8,6 +8,7 @@ pub const LIMITS_PAGE: &str = "Limits";
 
 pub const PARAMS: &[ParDef] = &{
     let common = common_pars!();
+    let received = received_pars!(RECEIVED_PAGE, "payload");
     [
         ParDef {
             token: "active",
@@ -110,38 +111,10 @@ pub const PARAMS: &[ParDef] = &{
             kind: ParKind::Op(Input::Callbacks),
             help: "Text DAT holding onConnect, onMessage and the other callbacks.",
         },
-        ParDef {
-            token: "clamp",
-            label: "Clamp Output",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Toggle(true),
-            help: "Keep at most Maximum Lines message rows, dropping the oldest first.",
-        },
-        ParDef {
-            token: "maxlines",
-            label: "Maximum Lines",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Int {
-                default: 100,
-                min: 1,
-                max: 10_000_000,
-            },
-            help: "Message rows kept when Clamp Output is on.",
-        },
-        ParDef {
-            token: "clear",
-            label: "Clear Output",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Pulse,
-            help: "Delete every row but the heading.",
-        },
-        ParDef {
-            token: "bytes",
-            label: "Bytes Column",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Toggle(false),
-            help: "Add a column with each payload's raw bytes (hex).",
-        },
+        received[0],
+        received[1],
+        received[2],
+        received[3],
         ParDef {
             token: "maxmessagebytes",
             label: "Max Message Size (bytes)",

@@ -7,6 +7,7 @@ pub const RECEIVED_PAGE: &str = "Received Messages";
 
 pub const PARAMS: &[ParDef] = &{
     let common = common_pars!();
+    let received = received_pars!(RECEIVED_PAGE, "message");
     [
         ParDef {
             token: "active",
@@ -149,38 +150,10 @@ pub const PARAMS: &[ParDef] = &{
             kind: ParKind::Str(""),
             help: "The operator `me` is when Execute from is Specified Operator (not used yet: `me` is this DAT).",
         },
-        ParDef {
-            token: "clamp",
-            label: "Clamp Output",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Toggle(true),
-            help: "Keep at most Maximum Lines message rows, dropping the oldest first.",
-        },
-        ParDef {
-            token: "maxlines",
-            label: "Maximum Lines",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Int {
-                default: 100,
-                min: 1,
-                max: 10_000_000,
-            },
-            help: "Message rows kept when Clamp Output is on.",
-        },
-        ParDef {
-            token: "clear",
-            label: "Clear Output",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Pulse,
-            help: "Delete every row but the heading.",
-        },
-        ParDef {
-            token: "bytes",
-            label: "Bytes Column",
-            page: RECEIVED_PAGE,
-            kind: ParKind::Toggle(false),
-            help: "Add a column with each message's raw bytes (hex).",
-        },
+        received[0],
+        received[1],
+        received[2],
+        received[3],
         ParDef {
             token: "format",
             label: "Message Format",
